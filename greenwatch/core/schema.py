@@ -1,0 +1,83 @@
+"""The metric schema: the contract between collectors, rules, dashboards and reports.
+
+Every point greenwatch writes is a `Sample`. `docs/metrics.md` documents each
+measurement, its tags and its fields; the names below are the single place code
+refers to them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+# Measurements
+POWER = "power"
+POLL = "poll"
+UPS = "ups"
+HOST = "host"
+PORT = "port"
+PRINTER = "printer"
+ENVIRONMENT = "environment"
+MEASUREMENTS = (POWER, POLL, UPS, HOST, PORT, PRINTER, ENVIRONMENT)
+
+KINDS = ("pdu", "ups", "server", "switch", "printer", "host", "plug", "meter", "cooling", "sensor")
+POWER_SCOPES = ("device", "inlet", "phase", "bank", "outlet", "psu", "output")
+
+# Tags every sample carries; inventory tags are added beside them.
+RESERVED_TAGS = ("site", "device", "kind", "scope", "entity", "label")
+
+FieldValue = float | int | bool | str
+
+
+@dataclass(slots=True)
+class Sample:
+    """One point: a measurement, its tags, its fields and a time in nanoseconds."""
+
+    measurement: str
+    tags: dict[str, str]
+    fields: dict[str, FieldValue]
+    time_ns: int = field(default_factory=time.time_ns)
+
+    def to_line(self) -> str:
+        """Encode as one line of InfluxDB line protocol (precision ns)."""
+        parts = [_escape_key(self.measurement, measurement=True)]
+        for key in sorted(self.tags):
+            value = self.tags[key]
+            if value == "" or value is None:
+                continue  # line protocol has no empty tag values
+            parts.append(f"{_escape_key(key)}={_escape_key(str(value))}")
+        head = ",".join(parts)
+        fields = ",".join(
+            f"{_escape_key(k)}={_encode_field(v)}"
+            for k, v in self.fields.items()
+            if not (isinstance(v, float) and not math.isfinite(v))
+        )
+        return f"{head} {fields} {self.time_ns}"
+
+
+def _escape_key(text: str, measurement: bool = False) -> str:
+    text = text.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ")
+    if not measurement:
+        text = text.replace("=", "\\=")
+    return text.replace("\n", "\\n")
+
+
+def _encode_field(value: FieldValue) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value}i"
+    if isinstance(value, float):
+        return repr(value)
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def encode_lines(samples: list[Sample]) -> list[str]:
+    """Line protocol for every sample that has at least one field."""
+    return [s.to_line() for s in samples if any(_writable(v) for v in s.fields.values())]
+
+
+def _writable(value: FieldValue) -> bool:
+    return not (isinstance(value, float) and not math.isfinite(value))

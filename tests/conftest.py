@@ -1,0 +1,5 @@
+"""Real parts for the tests: each started on 127.0.0.1 with free ports in temp dirs,
+stopped by process id. The fixtures live in tests/realparts/, one module per part."""
+
+from realparts.influx import influxdb, influx_db  # noqa: F401
+from realparts.snmp import snmpsim, snmpd  # noqa: F401
