@@ -1,0 +1,315 @@
+"""The configuration file: one YAML file describing the estate and where to write.
+
+Validated by pydantic; `load_config` raises `InputError` whose lines name the file,
+the line, the field path and what was expected. Secrets (SNMP communities and v3
+keys, InfluxDB tokens and passwords) are `SecretStr`: they print as `**********`
+and may be written as `${ENV_VAR}`, `{env: NAME}` or `{file: PATH}`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from .yamlfile import parse_model
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
+
+
+def _base_dir(info: ValidationInfo) -> Path:
+    ctx = info.context or {}
+    return Path(ctx.get("base_dir", "."))
+
+
+def resolve_secret(value: Any, info: ValidationInfo) -> Any:
+    """`${VAR}` in a string, `{env: VAR}` or `{file: PATH}` (relative to the config file)."""
+    if isinstance(value, SecretStr):
+        return value
+    if isinstance(value, dict):
+        if set(value) == {"env"}:
+            name = str(value["env"])
+            if name not in os.environ:
+                raise ValueError(f"environment variable {name} is not set")
+            return os.environ[name]
+        if set(value) == {"file"}:
+            path = Path(str(value["file"]))
+            if not path.is_absolute():
+                path = _base_dir(info) / path
+            try:
+                return path.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from None
+        raise ValueError("expected a string, {env: NAME} or {file: PATH}")
+    if isinstance(value, str):
+        def substitute(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                raise ValueError(f"environment variable {name} is not set")
+            return os.environ[name]
+
+        return _ENV_REF.sub(substitute, value)
+    return value
+
+
+Secret = Annotated[SecretStr, BeforeValidator(resolve_secret)]
+
+
+def parse_duration(value: Any) -> float:
+    """'60s', '2m', '500ms', '1h' or a number of seconds -> seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 60s, 500ms, 5m")
+    if isinstance(value, int | float):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"expected a duration such as 60s, 500ms, 5m; got {value!r}")
+        number, unit = float(match.group(1)), match.group(2) or "s"
+        seconds = number * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[unit]
+    if seconds <= 0:
+        raise ValueError("a duration must be greater than zero")
+    return seconds
+
+
+def parse_size(value: Any) -> int:
+    """'512MB', '1GiB' or a number of bytes -> bytes."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = _SIZE.match(str(value))
+    if not match:
+        raise ValueError(f"expected a size such as 512MB or 1GiB; got {value!r}")
+    return int(float(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()])
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Size = Annotated[int, BeforeValidator(parse_size)]
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a misspelt key must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InfluxConfig(Strict):
+    url: str = "http://127.0.0.1:8086"
+    # api v1: line protocol to /write (InfluxDB 1.x, 2.4+ via DBRP, 3.x);
+    # api v2: /api/v2/write with org and bucket (InfluxDB 2.x native).
+    api: Literal["v1", "v2"] = "v1"
+    database: str = "greenwatch"
+    retention_policy: str | None = None
+    username: str | None = None
+    password: Secret | None = None
+    token: Secret | None = None
+    org: str | None = None
+    bucket: str | None = None
+    gzip: bool = False
+    batch_size: int = Field(5000, ge=1, le=100_000)
+    timeout: Duration = 10.0
+    verify_tls: bool = True
+    ca_file: Path | None = None
+
+    @model_validator(mode="after")
+    def _v2_needs_org_bucket(self) -> InfluxConfig:
+        if self.api == "v2":
+            missing = [k for k in ("org", "bucket", "token") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"api v2 needs {', '.join(missing)}")
+        return self
+
+
+class SpoolConfig(Strict):
+    # Relative paths are relative to the config file.
+    path: Path = Field(Path("greenwatch-spool.db"), validate_default=True)
+    max_size: Size = 512 * 10**6
+
+    @field_validator("path")
+    @classmethod
+    def _relative_to_config(cls, value: Path, info: ValidationInfo) -> Path:
+        return value if value.is_absolute() else _base_dir(info) / value
+
+
+class Defaults(Strict):
+    interval: Duration = 60.0
+    timeout: Duration = 2.0
+    retries: int = Field(1, ge=0, le=10)
+    max_repetitions: int = Field(25, ge=1, le=500)
+
+
+class CollectorConfig(Strict):
+    # Global limit on devices polled at once, whatever the inventory size.
+    concurrency: int = Field(256, ge=1, le=100_000)
+    snmp_engine: Literal["auto", "pysnmp", "gufo"] = "auto"
+    # Extra folders of SNMP profiles; a profile here overrides a shipped one of the same name.
+    profile_dirs: list[Path] = []
+
+    @field_validator("profile_dirs")
+    @classmethod
+    def _relative_dirs(cls, value: list[Path], info: ValidationInfo) -> list[Path]:
+        return [p if p.is_absolute() else _base_dir(info) / p for p in value]
+
+
+AuthProtocol = Literal["MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512"]
+PrivProtocol = Literal["DES", "AES", "AES128", "AES192", "AES256"]
+
+
+class SnmpConfig(Strict):
+    version: Annotated[Literal["1", "2c", "3"], BeforeValidator(lambda v: str(v))] = "2c"
+    community: Secret | None = None
+    # SNMPv3 USM
+    user: str | None = None
+    auth_protocol: Annotated[AuthProtocol, BeforeValidator(lambda v: str(v).upper().replace("-", ""))] | None = None
+    auth_key: Secret | None = None
+    priv_protocol: Annotated[PrivProtocol, BeforeValidator(lambda v: str(v).upper().replace("-", ""))] | None = None
+    priv_key: Secret | None = None
+    context: str = ""
+    max_repetitions: int | None = Field(None, ge=1, le=500)
+
+    @model_validator(mode="after")
+    def _complete(self) -> SnmpConfig:
+        if self.version in ("1", "2c"):
+            if self.community is None:
+                raise ValueError(f"SNMP version {self.version} needs a community")
+        else:
+            if not self.user:
+                raise ValueError("SNMP version 3 needs a user")
+            if self.auth_protocol and self.auth_key is None:
+                raise ValueError("auth_protocol is set but auth_key is missing")
+            if self.priv_protocol and (self.priv_key is None or not self.auth_protocol):
+                raise ValueError("priv_protocol needs priv_key and an auth_protocol (authPriv)")
+            for name in ("auth_key", "priv_key"):
+                key = getattr(self, name)
+                if key is not None and len(key.get_secret_value()) < 8:
+                    raise ValueError(f"{name} must be at least 8 characters (RFC 3414)")
+        return self
+
+    @property
+    def security_level(self) -> str:
+        if self.version != "3":
+            return "community"
+        if self.priv_protocol:
+            return "authPriv"
+        return "authNoPriv" if self.auth_protocol else "noAuthNoPriv"
+
+
+class Device(Strict):
+    name: str = Field(min_length=1)
+    address: str = Field(min_length=1, description="host, host:port or [v6]:port")
+    snmp: SnmpConfig | None = None
+    # Name of an SNMP profile; without it the device is matched by sysObjectID.
+    profile: str | None = None
+    kind: str | None = None
+    tags: dict[str, str] = {}
+    interval: Duration | None = None
+    timeout: Duration | None = None
+    retries: int | None = Field(None, ge=0, le=10)
+    enabled: bool = True
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tags_are_strings(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            from .schema import RESERVED_TAGS
+
+            clash = sorted(set(value) & set(RESERVED_TAGS))
+            if clash:
+                raise ValueError(f"tag names {clash} are reserved by the metric schema")
+            return {str(k): str(v) for k, v in value.items()}
+        return value
+
+    @field_validator("address")
+    @classmethod
+    def _valid_address(cls, value: str) -> str:
+        split_address(value, 161)
+        return value
+
+    @model_validator(mode="after")
+    def _has_a_source(self) -> Device:
+        if self.snmp is None:
+            raise ValueError("a device needs a source: snmp")
+        return self
+
+    def host_port(self, default_port: int = 161) -> tuple[str, int]:
+        return split_address(self.address, default_port)
+
+
+def split_address(address: str, default_port: int) -> tuple[str, int]:
+    """'host', 'host:port', '[v6]:port' -> (host, port)."""
+    host, port = address, default_port
+    if address.startswith("["):
+        end = address.find("]")
+        if end < 0:
+            raise ValueError(f"unclosed [ in address {address!r}")
+        host, rest = address[1:end], address[end + 1 :]
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"expected [v6]:port, got {address!r}")
+            port = _port(rest[1:], address)
+    elif address.count(":") == 1:
+        host, text = address.split(":")
+        port = _port(text, address)
+    if not host:
+        raise ValueError(f"no host in address {address!r}")
+    return host, port
+
+
+def _port(text: str, address: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ValueError(f"port must be 1-65535 in address {address!r}")
+    return int(text)
+
+
+class Site(Strict):
+    name: str = Field(min_length=1)
+    tags: dict[str, str] = {}
+    devices: list[Device] = []
+
+    @model_validator(mode="after")
+    def _unique_devices(self) -> Site:
+        seen: set[str] = set()
+        for device in self.devices:
+            if device.name in seen:
+                raise ValueError(f"device name {device.name!r} appears twice in site {self.name!r}")
+            seen.add(device.name)
+        return self
+
+
+class Config(Strict):
+    influxdb: InfluxConfig = InfluxConfig()
+    spool: SpoolConfig = SpoolConfig()
+    defaults: Defaults = Defaults()
+    collector: CollectorConfig = CollectorConfig()
+    sites: list[Site] = []
+
+    @model_validator(mode="after")
+    def _unique_sites(self) -> Config:
+        names = [s.name for s in self.sites]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"site names appear twice: {dupes}")
+        return self
+
+    def devices(self) -> list[tuple[Site, Device]]:
+        return [(site, dev) for site in self.sites for dev in site.devices if dev.enabled]
+
+
+def load_config(path: Path | str) -> Config:
+    """Read and validate a config file. Raises InputError naming file, line and field."""
+    path = Path(path)
+    return parse_model(Config, path, context={"base_dir": path.resolve().parent})
