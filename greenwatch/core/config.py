@@ -291,10 +291,12 @@ class Site(Strict):
 
 
 class Config(Strict):
-    influxdb: InfluxConfig = InfluxConfig()
-    spool: SpoolConfig = SpoolConfig()
-    defaults: Defaults = Defaults()
-    collector: CollectorConfig = CollectorConfig()
+    # Sections default to {} validated like a written one, so relative paths
+    # in their defaults are resolved against the config file too.
+    influxdb: InfluxConfig = Field(default_factory=dict, validate_default=True)
+    spool: SpoolConfig = Field(default_factory=dict, validate_default=True)
+    defaults: Defaults = Field(default_factory=dict, validate_default=True)
+    collector: CollectorConfig = Field(default_factory=dict, validate_default=True)
     sites: list[Site] = []
 
     @model_validator(mode="after")
