@@ -81,3 +81,32 @@ def encode_lines(samples: list[Sample]) -> list[str]:
 
 def _writable(value: FieldValue) -> bool:
     return not (isinstance(value, float) and not math.isfinite(value))
+
+
+# The fields each measurement may carry and the dimension of each. SNMP profiles and
+# other sources may only feed fields listed here (a profile naming another field is
+# refused at load), so every consumer can rely on this table and docs/metrics.md.
+FIELDS: dict[str, dict[str, str]] = {
+    POWER: {
+        "watts": "power",
+        "energy_kwh": "energy",
+        "va": "apparent_power",
+        "amps": "current",
+        "volts": "voltage",
+        "power_factor": "ratio",
+    },
+    UPS: {
+        "load_percent": "percent",
+        "efficiency_percent": "percent",
+        "battery_percent": "percent",
+        "runtime_s": "time",
+        "on_battery": "state",
+    },
+    HOST: {"cpu_load_percent": "percent", "uptime_s": "time"},
+    PORT: {"oper_up": "state", "in_octets": "count", "out_octets": "count", "speed_bps": "rate"},
+    PRINTER: {"pages": "count", "status": "state"},
+    ENVIRONMENT: {"temperature_c": "temperature", "humidity_percent": "percent"},
+}
+
+# Dimensions whose values are whole numbers (counters and states): written as integers.
+INTEGER_DIMENSIONS = frozenset({"count", "state"})

@@ -1,0 +1,330 @@
+"""SNMP device profiles: YAML files saying which OIDs feed which schema fields.
+
+The format follows Datadog's SNMP profiles (`sysobjectid`, `extends`, `metrics` with
+`symbol` or `table` + `symbols`, `metric_tags`), extended with greenwatch's schema
+keys: `measurement`, `field`, `unit`, `scale_factor`, `decimals_from`,
+`si_prefix_from`, `mapping`, `scope`, `entity`, `label`, `filter`. The engine knows
+nothing about vendors: everything vendor-specific is in these files.
+docs/profiles.md is the reference.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from greenwatch.core.schema import FIELDS, KINDS, POWER
+from greenwatch.core.units import UNITS
+from greenwatch.core.yamlfile import InputError, parse_model
+
+SHIPPED_DIR = Path(__file__).parent / "profiles"
+
+_OID = re.compile(r"^\d+(\.\d+)+$")
+_OID_PATTERN = re.compile(r"^\d+(\.(\d+|\*))*(\.\*)?$")
+
+
+def _oid(value: Any) -> str:
+    text = str(value).strip().lstrip(".")
+    if not _OID.match(text):
+        raise ValueError(f"malformed OID {value!r}: expected dotted numbers such as 1.3.6.1.2.1.1.2.0")
+    return text
+
+
+Oid = Annotated[str, BeforeValidator(_oid)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class OidRef(_Strict):
+    """An OID with its MIB name (the name is for reviewers and log messages)."""
+
+    OID: Oid
+    name: str
+
+
+class Symbol(OidRef):
+    """One value read from the device and the schema field it feeds."""
+
+    measurement: str | None = None  # default: the metric's
+    field: str
+    unit: str | None = None
+    scale_factor: float = 1.0
+    # Divide by 10^(value of this column): Raritan's and ENTITY-SENSOR's precision.
+    decimals_from: OidRef | None = None
+    # Multiply by 10^(3*(value-9)): ENTITY-SENSOR-MIB's SensorDataScale (units = 9).
+    si_prefix_from: OidRef | None = None
+    # Raw integer -> value, e.g. ifOperStatus up(1) -> 1, others -> 0.
+    mapping: dict[int, float] | None = None
+
+    @model_validator(mode="after")
+    def _known_unit(self) -> Symbol:
+        if self.unit is not None and self.unit not in UNITS:
+            raise ValueError(f"unknown unit {self.unit!r}: expected one of {', '.join(UNITS)}")
+        return self
+
+
+class Tag(_Strict):
+    tag: str
+    column: OidRef | None = None
+    index: int | None = Field(None, ge=1, description="1-based part of the row index")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Tag:
+        if (self.column is None) == (self.index is None):
+            raise ValueError("a metric tag takes exactly one of column or index")
+        return self
+
+
+class Filter(_Strict):
+    column: OidRef
+    equals: list[int | str]
+
+
+class Metric(_Strict):
+    MIB: str | None = None
+    measurement: str = POWER
+    scope: str = "device"
+    # Scalars: entity defaults to "total". Tables: the row index, or a column.
+    entity: str | OidRef | None = None
+    label: OidRef | None = None
+    symbol: Symbol | None = None
+    table: OidRef | None = None
+    symbols: list[Symbol] = []
+    metric_tags: list[Tag] = []
+    filter: Filter | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> Metric:
+        if (self.symbol is None) == (self.table is None):
+            raise ValueError("a metric takes either symbol (a scalar) or table with symbols")
+        if self.table is not None and not self.symbols:
+            raise ValueError("a table metric needs symbols")
+        if self.symbol is not None and (self.symbols or self.metric_tags or self.filter):
+            raise ValueError("symbols, metric_tags and filter belong to table metrics")
+        for sym in self.all_symbols():
+            measurement = sym.measurement or self.measurement
+            fields = FIELDS.get(measurement)
+            if fields is None:
+                raise ValueError(f"unknown measurement {measurement!r}: expected one of {', '.join(FIELDS)}")
+            if sym.field not in fields:
+                raise ValueError(
+                    f"{sym.name}: field {sym.field!r} is not in measurement {measurement!r} "
+                    f"(expected one of {', '.join(fields)}; see docs/metrics.md)"
+                )
+            if sym.unit is not None and UNITS[sym.unit][0] != fields[sym.field]:
+                raise ValueError(
+                    f"{sym.name}: unit {sym.unit} measures {UNITS[sym.unit][0]}, "
+                    f"but field {sym.field} is {fields[sym.field]}"
+                )
+        return self
+
+    def all_symbols(self) -> list[Symbol]:
+        return [self.symbol] if self.symbol is not None else list(self.symbols)
+
+
+def _oid_list(value: Any) -> Any:
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list):
+        out = []
+        for item in value:
+            text = str(item).strip().lstrip(".")
+            if not _OID_PATTERN.match(text):
+                raise ValueError(f"malformed sysobjectid pattern {item!r}: dotted numbers, * for any")
+            out.append(text)
+        return out
+    return value
+
+
+class ProfileFile(_Strict):
+    """What one profile file holds, as written."""
+
+    description: str | None = None
+    sysobjectid: Annotated[list[str], BeforeValidator(_oid_list)] = []
+    extends: list[str] = []
+    kind: str | None = None
+    # SNMP tuning some devices need (e.g. ServerTech Sentry3 wants small bulks).
+    max_repetitions: int | None = Field(None, ge=1, le=500)
+    metrics: list[Metric] = []
+
+    @model_validator(mode="after")
+    def _known_kind(self) -> ProfileFile:
+        if self.kind is not None and self.kind not in KINDS:
+            raise ValueError(f"unknown kind {self.kind!r}: expected one of {', '.join(KINDS)}")
+        return self
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A profile with its `extends` resolved: everything the poller needs."""
+
+    name: str
+    path: Path
+    description: str
+    sysobjectid: tuple[str, ...]
+    kind: str | None
+    max_repetitions: int | None
+    metrics: tuple[Metric, ...]
+    extends: tuple[str, ...] = ()
+
+    @cached_property
+    def scalar_oids(self) -> tuple[str, ...]:
+        """Every scalar OID to GET: values and the scales they refer to."""
+        oids: dict[str, None] = {}
+        for m in self.metrics:
+            if m.symbol is not None:
+                oids[m.symbol.OID] = None
+                for ref in (m.symbol.decimals_from, m.symbol.si_prefix_from):
+                    if ref is not None:
+                        oids[ref.OID] = None
+        return tuple(oids)
+
+    @cached_property
+    def tables(self) -> tuple[tuple[str, ...], ...]:
+        """The columns to walk, one group per table metric (walked side by side)."""
+        groups: dict[tuple[str, ...], None] = {}
+        for m in self.metrics:
+            if m.table is not None:
+                groups[_metric_columns(m)] = None
+        return tuple(groups)
+
+    @cached_property
+    def column_oids(self) -> tuple[str, ...]:
+        """Every column any table metric reads: values, tags, labels, filters, scales."""
+        return tuple(dict.fromkeys(col for group in self.tables for col in group))
+
+
+def _metric_columns(m: Metric) -> tuple[str, ...]:
+    cols: dict[str, None] = {}
+    for sym in m.symbols:
+        cols[sym.OID] = None
+        for ref in (sym.decimals_from, sym.si_prefix_from):
+            if ref is not None:
+                cols[ref.OID] = None
+    for ref in (m.label, m.entity if isinstance(m.entity, OidRef) else None):
+        if ref is not None:
+            cols[ref.OID] = None
+    for tag in m.metric_tags:
+        if tag.column is not None:
+            cols[tag.column.OID] = None
+    if m.filter is not None:
+        cols[m.filter.column.OID] = None
+    return tuple(cols)
+
+
+@dataclass
+class ProfileSet:
+    """All profiles known to a run: shipped ones and the user's, by name."""
+
+    profiles: dict[str, Profile] = field(default_factory=dict)
+
+    def get(self, name: str) -> Profile:
+        try:
+            return self.profiles[name]
+        except KeyError:
+            raise KeyError(
+                f"unknown profile {name!r}: known profiles are {', '.join(sorted(self.profiles))}"
+            ) from None
+
+    def match(self, sysobjectid: str) -> Profile | None:
+        """The most specific profile whose pattern matches: an exact OID beats a
+        wildcard, and a longer literal prefix beats a shorter one."""
+        best: tuple[tuple[int, int], Profile] | None = None
+        for profile in self.profiles.values():
+            for pattern in profile.sysobjectid:
+                score = _match_score(pattern, sysobjectid)
+                if score is not None and (best is None or score > best[0]):
+                    best = (score, profile)
+        return best[1] if best else None
+
+
+def _match_score(pattern: str, oid: str) -> tuple[int, int] | None:
+    """None if no match; else (exact?, literal arcs) so that higher is more specific."""
+    if "*" not in pattern:
+        return (1, pattern.count(".") + 1) if pattern == oid else None
+    parts = pattern.split(".")
+    # An inner * stands for one arc; a trailing * for one arc or more.
+    regex = r"\.".join(r"\d+" if p == "*" else re.escape(p) for p in parts[:-1])
+    regex += r"\.\d+(\.\d+)*" if parts[-1] == "*" else r"\." + re.escape(parts[-1])
+    if not re.fullmatch(regex, oid):
+        return None
+    return (0, sum(1 for p in parts if p != "*"))
+
+
+def _read_file(path: Path) -> ProfileFile:
+    return parse_model(ProfileFile, path)
+
+
+def load_profiles(extra_dirs: list[Path] | None = None) -> ProfileSet:
+    """Load the shipped profiles, then each extra folder's (a later one of the same
+    name replaces an earlier one). Every problem in every file is reported at once."""
+    files: dict[str, Path] = {}
+    for folder in [SHIPPED_DIR, *(extra_dirs or [])]:
+        if not folder.is_dir():
+            raise InputError([f"{folder}: profile folder does not exist"])
+        for path in sorted(folder.glob("*.yaml")):
+            files[path.stem] = path
+    raw: dict[str, ProfileFile] = {}
+    problems: list[str] = []
+    for name, path in files.items():
+        try:
+            raw[name] = _read_file(path)
+        except InputError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise InputError(problems)
+    resolved: dict[str, Profile] = {}
+    for name in raw:
+        try:
+            resolved[name] = _resolve(name, raw, files, resolved, ())
+        except InputError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise InputError(problems)
+    return ProfileSet(resolved)
+
+
+def _resolve(
+    name: str,
+    raw: dict[str, ProfileFile],
+    files: dict[str, Path],
+    done: dict[str, Profile],
+    chain: tuple[str, ...],
+) -> Profile:
+    if name in done:
+        return done[name]
+    if name in chain:
+        raise InputError([f"{files[chain[0]]}: extends loops: {' -> '.join(chain + (name,))}"])
+    spec = raw[name]
+    metrics: list[Metric] = []
+    kind = spec.kind
+    max_rep = spec.max_repetitions
+    for base_name in spec.extends:
+        if base_name not in raw:
+            raise InputError(
+                [f"{files[name]}: extends: unknown profile {base_name!r} (known: {', '.join(sorted(raw))})"]
+            )
+        base = _resolve(base_name, raw, files, done, chain + (name,))
+        metrics.extend(base.metrics)
+        kind = kind or base.kind
+        max_rep = max_rep or base.max_repetitions
+    metrics.extend(spec.metrics)
+    profile = Profile(
+        name=name,
+        path=files[name],
+        description=spec.description or "",
+        sysobjectid=tuple(spec.sysobjectid),
+        kind=kind,
+        max_repetitions=max_rep,
+        metrics=tuple(metrics),
+        extends=tuple(spec.extends),
+    )
+    done[name] = profile
+    return profile

@@ -1,0 +1,232 @@
+"""The reference SNMP engine, on pysnmp 7's asyncio API.
+
+Numeric OIDs only (lookupMib=False): MIB lookups halve pysnmp's speed and the
+profiles already carry numeric OIDs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pysnmp.hlapi.v3arch.asyncio import (
+    CommunityData,
+    ContextData,
+    ObjectIdentity,
+    ObjectType,
+    SnmpEngine as _PySnmpEngine,
+    UdpTransportTarget,
+    Udp6TransportTarget,
+    UsmUserData,
+    bulk_cmd,
+    get_cmd,
+    next_cmd,
+)
+from pysnmp.hlapi.v3arch.asyncio import auth as _auth
+from pysnmp.proto import rfc1902, rfc1905
+from pyasn1.type import univ
+
+from .engine import (
+    COUNTER32,
+    COUNTER64,
+    GAUGE,
+    INTEGER,
+    IPADDRESS,
+    OCTETS,
+    OID,
+    OPAQUE,
+    TIMETICKS,
+    SnmpError,
+    Target,
+    Var,
+)
+
+_AUTH = {
+    "MD5": _auth.usmHMACMD5AuthProtocol,
+    "SHA": _auth.usmHMACSHAAuthProtocol,
+    "SHA224": _auth.usmHMAC128SHA224AuthProtocol,
+    "SHA256": _auth.usmHMAC192SHA256AuthProtocol,
+    "SHA384": _auth.usmHMAC256SHA384AuthProtocol,
+    "SHA512": _auth.usmHMAC384SHA512AuthProtocol,
+}
+_PRIV = {
+    "DES": _auth.usmDESPrivProtocol,
+    "AES": _auth.usmAesCfb128Protocol,
+    "AES128": _auth.usmAesCfb128Protocol,
+    "AES192": _auth.usmAesCfb192Protocol,
+    "AES256": _auth.usmAesCfb256Protocol,
+}
+
+# Order matters: Counter32 and Gauge32 are subclasses of Integer in pyasn1 terms.
+_TYPES: list[tuple[type, str]] = [
+    (rfc1902.Counter64, COUNTER64),
+    (rfc1902.Counter32, COUNTER32),
+    (rfc1902.Gauge32, GAUGE),
+    (rfc1902.TimeTicks, TIMETICKS),
+    (rfc1902.IpAddress, IPADDRESS),
+    (rfc1902.Opaque, OPAQUE),
+    (univ.Integer, INTEGER),
+    (univ.OctetString, OCTETS),
+    (univ.ObjectIdentifier, OID),
+]
+
+_NO_VALUE = (rfc1905.NoSuchObject, rfc1905.NoSuchInstance, rfc1905.EndOfMibView, univ.Null)
+
+
+def _convert(value: object) -> Var | None:
+    if isinstance(value, _NO_VALUE):
+        return None
+    if isinstance(value, rfc1902.IpAddress):
+        return Var(IPADDRESS, ".".join(str(b) for b in bytes(value)))
+    for cls, name in _TYPES:
+        if isinstance(value, cls):
+            if name == OCTETS or name == OPAQUE:
+                return Var(name, bytes(value))
+            if name == OID:
+                return Var(OID, str(value))
+            return Var(name, int(value))
+    return None
+
+
+def _describe(indication: object) -> str:
+    """pysnmp's error indications, in words a user can act on."""
+    text = str(indication)
+    lowered = text.lower()
+    if "timeout" in lowered or "no snmp response" in lowered:
+        return "timeout: no SNMP response (agent down, wrong address, or wrong community/user)"
+    if "wrongdigest" in lowered.replace(" ", "") or "wrong digest" in lowered:
+        return "SNMPv3 authentication failed: wrong auth key or protocol"
+    if "decryption" in lowered:
+        return "SNMPv3 decryption failed: wrong priv key or protocol"
+    if "unknownusername" in lowered.replace(" ", "") or "unknown user" in lowered:
+        return "SNMPv3 unknown user name"
+    if "unsupportedseclevel" in lowered.replace(" ", "") or "security level" in lowered:
+        return "SNMPv3 security level not supported for this user"
+    return text
+
+
+class PysnmpEngine:
+    name = "pysnmp"
+
+    def __init__(self) -> None:
+        self._engine = _PySnmpEngine()
+        self._transports: dict[tuple[str, int, float, int], object] = {}
+
+    def _auth_data(self, target: Target) -> object:
+        if target.version in ("1", "2c"):
+            return CommunityData(target.community or "", mpModel=0 if target.version == "1" else 1)
+        kwargs: dict[str, object] = {}
+        if target.auth_protocol:
+            kwargs["authKey"] = target.auth_key
+            kwargs["authProtocol"] = _AUTH[target.auth_protocol]
+        if target.priv_protocol:
+            kwargs["privKey"] = target.priv_key
+            kwargs["privProtocol"] = _PRIV[target.priv_protocol]
+        return UsmUserData(target.user or "", **kwargs)
+
+    async def _transport(self, target: Target) -> object:
+        key = (target.host, target.port, target.timeout, target.retries)
+        transport = self._transports.get(key)
+        if transport is None:
+            cls = Udp6TransportTarget if ":" in target.host else UdpTransportTarget
+            try:
+                transport = await cls.create(
+                    (target.host, target.port), timeout=target.timeout, retries=target.retries
+                )
+            except Exception as exc:  # resolution failures and the like
+                raise SnmpError(f"cannot reach {target.host}:{target.port}: {exc}") from None
+            self._transports[key] = transport
+        return transport
+
+    async def get(self, target: Target, oids: Sequence[str]) -> dict[str, Var | None]:
+        if not oids:
+            return {}
+        transport = await self._transport(target)
+        indication, status, index, var_binds = await get_cmd(
+            self._engine,
+            self._auth_data(target),
+            transport,
+            ContextData(contextName=target.context),
+            *[ObjectType(ObjectIdentity(oid)) for oid in oids],
+            lookupMib=False,
+        )
+        if indication:
+            raise SnmpError(_describe(indication))
+        if status:
+            # v1 agents answer noSuchName for the whole PDU: retry one by one so
+            # one missing OID does not hide the others.
+            if target.version == "1" and len(oids) > 1:
+                result: dict[str, Var | None] = {}
+                for oid in oids:
+                    try:
+                        result.update(await self.get(target, [oid]))
+                    except SnmpError:
+                        result[oid] = None
+                return result
+            raise SnmpError(f"agent error {status.prettyPrint()} at varbind {int(index)}")
+        return {str(name): _convert(value) for name, value in var_binds}
+
+    async def walk(self, target: Target, columns: Sequence[str]) -> dict[str, dict[str, Var]]:
+        result: dict[str, dict[str, Var]] = {col: {} for col in columns}
+        if not columns:
+            return result
+        transport = await self._transport(target)
+        auth = self._auth_data(target)
+        context = ContextData(contextName=target.context)
+        # Cursor per column still being walked: column -> last OID seen.
+        cursors = {col: col for col in columns}
+        cursor_keys = {col: _oid_key(col) for col in columns}
+        prefixes = {col: col + "." for col in columns}
+        while cursors:
+            active = list(cursors)
+            if target.version == "1":
+                indication, status, index, var_binds = await next_cmd(
+                    self._engine, auth, transport, context,
+                    *[ObjectType(ObjectIdentity(cursors[c])) for c in active],
+                    lookupMib=False,
+                )
+                rows = [var_binds] if not indication and not status else []
+            else:
+                indication, status, index, var_binds = await bulk_cmd(
+                    self._engine, auth, transport, context,
+                    0, max(1, target.max_repetitions // len(active)),
+                    *[ObjectType(ObjectIdentity(cursors[c])) for c in active],
+                    lookupMib=False,
+                )
+                # A GETBULK reply interleaves the columns row by row.
+                width = len(active)
+                rows = [var_binds[i : i + width] for i in range(0, len(var_binds), width)]
+            if indication:
+                raise SnmpError(_describe(indication))
+            if status:
+                if target.version == "1" and "noSuchName" in status.prettyPrint():
+                    break  # v1's end of the MIB
+                raise SnmpError(f"agent error {status.prettyPrint()} at varbind {int(index)}")
+            finished: set[str] = set()
+            for row in rows:
+                for col, (name, value) in zip(active, row):
+                    if col in finished:
+                        continue
+                    oid = str(name)
+                    if isinstance(value, rfc1905.EndOfMibView) or not oid.startswith(prefixes[col]):
+                        finished.add(col)
+                        continue
+                    key = _oid_key(oid)
+                    if key <= cursor_keys[col]:
+                        finished.add(col)  # agent went backwards: stop, not loop
+                        continue
+                    cursors[col], cursor_keys[col] = oid, key
+                    var = _convert(value)
+                    if var is not None:
+                        result[col][oid[len(prefixes[col]) :]] = var
+            if not rows:
+                finished.update(active)
+            for col in finished:
+                cursors.pop(col, None)
+        return result
+
+    async def close(self) -> None:
+        self._engine.close_dispatcher()
+
+
+def _oid_key(oid: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in oid.split(".") if p)

@@ -1,0 +1,203 @@
+"""Turn an SNMP agent's raw values into schema samples, as a profile says.
+
+Pure functions and a little state (Counter32 wrap tracking): no network here, so
+every odd reply a device can give is easy to test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from greenwatch.core.schema import FIELDS, INTEGER_DIMENSIONS, Sample
+from greenwatch.core.units import UNITS
+
+from ..profiles import Metric, OidRef, Profile, Symbol
+from .engine import COUNTER32, NUMERIC_TYPES, OCTETS, Var
+
+_COUNTER32_MODULUS = 2**32
+
+
+@dataclass
+class CounterState:
+    """Makes Counter32 values monotonic across wraps, per device.
+
+    A Counter32 that goes down has either wrapped past 2^32 or been reset (agent
+    restart). A wrap leaves the old value near the top and the new near the bottom,
+    so a fall of more than half the range is taken as a wrap (2^32 is added from
+    then on); a smaller fall is a reset and is passed through for the rollups'
+    reset handling."""
+
+    last: dict[str, tuple[int, int]] = field(default_factory=dict)  # key -> (raw, offset)
+
+    def monotonic(self, key: str, raw: int) -> int:
+        previous = self.last.get(key)
+        offset = 0
+        if previous is not None:
+            last_raw, offset = previous
+            if raw < last_raw:
+                if last_raw - raw > _COUNTER32_MODULUS // 2:
+                    offset += _COUNTER32_MODULUS
+                else:
+                    offset = 0
+        self.last[key] = (raw, offset)
+        return raw + offset
+
+
+def decode_text(var: Var) -> str:
+    if isinstance(var.value, bytes):
+        return var.value.decode("utf-8", errors="replace").strip("\x00").strip()
+    return str(var.value)
+
+
+def _number(var: Var) -> int | float | None:
+    if var.type in NUMERIC_TYPES:
+        return var.value  # type: ignore[return-value]
+    if var.type == OCTETS:
+        try:
+            return float(decode_text(var))
+        except ValueError:
+            return None
+    return None
+
+
+@dataclass
+class Reader:
+    """Reads one device's samples from raw values, keeping its counter state."""
+
+    profile: Profile
+    base_tags: dict[str, str]  # site, device, kind and inventory tags
+    counters: CounterState = field(default_factory=CounterState)
+
+    def read(
+        self,
+        scalars: dict[str, Var | None],
+        columns: dict[str, dict[str, Var]],
+        time_ns: int,
+    ) -> tuple[list[Sample], list[str]]:
+        points: dict[tuple[str, str, str], Sample] = {}
+        problems: list[str] = []
+        for metric in self.profile.metrics:
+            if metric.symbol is not None:
+                self._read_scalar(metric, scalars, points, problems, time_ns)
+            else:
+                self._read_table(metric, columns, points, problems, time_ns)
+        samples = [s for s in points.values() if s.fields]
+        return samples, problems
+
+    def _point(self, points: dict, measurement: str, scope: str, entity: str,
+               extra: dict[str, str], time_ns: int) -> Sample:
+        """The sample for one metered entity: symbols of one row share a point."""
+        key = (measurement, scope, entity, *sorted(extra.items()))
+        sample = points.get(key)
+        if sample is None:
+            tags = dict(self.base_tags)
+            tags.update(extra)
+            tags["scope"] = scope
+            tags["entity"] = entity
+            sample = points[key] = Sample(measurement, tags, {}, time_ns)
+        return sample
+
+    def _read_scalar(self, metric: Metric, scalars: dict[str, Var | None], points: dict,
+                     problems: list[str], time_ns: int) -> None:
+        sym = metric.symbol
+        assert sym is not None
+        var = scalars.get(sym.OID)
+        if var is None:
+            problems.append(f"{sym.name} ({sym.OID}): no such object on this device")
+            return
+        measurement = sym.measurement or metric.measurement
+        value = self._value(sym, measurement, var, sym.OID, lambda ref: scalars.get(ref.OID), problems)
+        if value is None:
+            return
+        entity = metric.entity if isinstance(metric.entity, str) else "total"
+        sample = self._point(points, measurement, metric.scope, entity, {}, time_ns)
+        sample.fields[sym.field] = value
+
+    def _read_table(self, metric: Metric, columns: dict[str, dict[str, Var]], points: dict,
+                    problems: list[str], time_ns: int) -> None:
+        indexes: dict[str, None] = {}
+        for sym in metric.symbols:
+            indexes.update(dict.fromkeys(columns.get(sym.OID, {})))
+        for index in indexes:
+            def cell(ref: OidRef, index: str = index) -> Var | None:
+                return columns.get(ref.OID, {}).get(index)
+
+            if metric.filter is not None:
+                var = cell(metric.filter.column)
+                if var is None or _plain(var) not in metric.filter.equals:
+                    continue
+            entity = index
+            if isinstance(metric.entity, OidRef):
+                var = cell(metric.entity)
+                entity = decode_text(var) if var is not None else index
+            elif isinstance(metric.entity, str):
+                entity = metric.entity
+            extra: dict[str, str] = {}
+            if metric.label is not None:
+                var = cell(metric.label)
+                if var is not None and decode_text(var):
+                    extra["label"] = decode_text(var)
+            for tag in metric.metric_tags:
+                if tag.column is not None:
+                    var = cell(tag.column)
+                    if var is not None:
+                        extra[tag.tag] = decode_text(var)
+                else:
+                    parts = index.split(".")
+                    if tag.index is not None and tag.index <= len(parts):
+                        extra[tag.tag] = parts[tag.index - 1]
+            for sym in metric.symbols:
+                var = cell(sym)
+                if var is None:
+                    continue  # sparse tables are normal: a column may skip rows
+                measurement = sym.measurement or metric.measurement
+                value = self._value(sym, measurement, var, f"{sym.OID}.{index}", cell, problems)
+                if value is None:
+                    continue
+                sample = self._point(points, measurement, metric.scope, entity, extra, time_ns)
+                sample.fields[sym.field] = value
+
+    def _value(self, sym: Symbol, measurement: str, var: Var, key: str, lookup: Callable[[OidRef], Var | None],
+               problems: list[str]) -> float | int | None:
+        raw = _number(var)
+        if raw is None:
+            shown = decode_text(var)[:40] if var.type == OCTETS else var.type
+            problems.append(f"{sym.name} ({key}): expected a number, got {shown!r}")
+            return None
+        if var.type == COUNTER32:
+            raw = self.counters.monotonic(key, int(raw))
+        if sym.mapping is not None:
+            if int(raw) not in sym.mapping:
+                problems.append(f"{sym.name} ({key}): value {raw} is not in the profile's mapping")
+                return None
+            raw = sym.mapping[int(raw)]
+        value = float(raw) * sym.scale_factor
+        for ref, apply in ((sym.decimals_from, _decimals), (sym.si_prefix_from, _si_prefix)):
+            if ref is None:
+                continue
+            var_scale = lookup(ref)
+            number = _number(var_scale) if var_scale is not None else None
+            if number is None:
+                problems.append(f"{sym.name} ({key}): scale column {ref.name} missing or not a number")
+                return None
+            value = apply(value, int(number))
+        if sym.unit is not None:
+            value *= UNITS[sym.unit][1]
+        if FIELDS[measurement][sym.field] in INTEGER_DIMENSIONS:
+            return int(round(value))
+        return value
+
+
+def _decimals(value: float, digits: int) -> float:
+    return value / (10**digits)
+
+
+def _si_prefix(value: float, prefix: int) -> float:
+    # SensorDataScale: yocto(1) ... units(9) ... yotta(17); each step is 10^3.
+    return value * (1000.0 ** (prefix - 9))
+
+
+def _plain(var: Var) -> int | str:
+    return var.value if isinstance(var.value, int) else decode_text(var)
+
