@@ -3,3 +3,15 @@ stopped by process id. The fixtures live in tests/realparts/, one module per par
 
 from realparts.influx import influxdb, influx_db  # noqa: F401
 from realparts.snmp import snmpsim, snmpd  # noqa: F401
+
+import pytest
+
+from greenwatch.collector.snmp.engines import ENGINE_NAMES, make_engine
+
+
+@pytest.fixture(params=ENGINE_NAMES)
+async def snmp_engine(request):
+    """Every SNMP test runs against every engine: they must give identical readings."""
+    engine = make_engine(request.param)
+    yield engine
+    await engine.close()

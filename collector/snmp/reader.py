@@ -172,7 +172,7 @@ class Reader:
                 problems.append(f"{sym.name} ({key}): value {raw} is not in the profile's mapping")
                 return None
             raw = sym.mapping[int(raw)]
-        value = float(raw) * sym.scale_factor
+        value = scale(float(raw), sym.scale_factor)
         for ref, apply in ((sym.decimals_from, _decimals), (sym.si_prefix_from, _si_prefix)):
             if ref is None:
                 continue
@@ -183,10 +183,20 @@ class Reader:
                 return None
             value = apply(value, int(number))
         if sym.unit is not None:
-            value *= UNITS[sym.unit][1]
+            value = scale(value, UNITS[sym.unit][1])
         if FIELDS[measurement][sym.field] in INTEGER_DIMENSIONS:
             return int(round(value))
         return value
+
+
+def scale(value: float, factor: float) -> float:
+    """value * factor, dividing where the factor is 1/n so that 66 * 0.1 gives 6.6
+    rather than 6.6000000000000005."""
+    if 0 < factor < 1:
+        inverse = 1 / factor
+        if abs(inverse - round(inverse)) < 1e-9:
+            return value / round(inverse)
+    return value * factor
 
 
 def _decimals(value: float, digits: int) -> float:
