@@ -233,6 +233,22 @@ class ProfileSet:
                 f"unknown profile {name!r}: known profiles are {', '.join(sorted(self.profiles))}"
             ) from None
 
+    def combined(self, names: list[str]) -> Profile:
+        """One profile, or several read together (`profile: [ups-mib, if-mib]`)."""
+        if len(names) == 1:
+            return self.get(names[0])
+        parts = [self.get(n) for n in names]
+        return Profile(
+            name="+".join(names),
+            path=parts[0].path,
+            description=" + ".join(p.description or p.name for p in parts),
+            sysobjectid=(),
+            kind=next((p.kind for p in parts if p.kind), None),
+            max_repetitions=min((p.max_repetitions for p in parts if p.max_repetitions), default=None),
+            metrics=tuple(m for p in parts for m in p.metrics),
+            extends=tuple(names),
+        )
+
     def match(self, sysobjectid: str) -> Profile | None:
         """The most specific profile whose pattern matches: an exact OID beats a
         wildcard, and a longer literal prefix beats a shorter one."""

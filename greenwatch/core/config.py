@@ -213,7 +213,7 @@ class Device(Strict):
     address: str = Field(min_length=1, description="host, host:port or [v6]:port")
     snmp: SnmpConfig | None = None
     # Name of an SNMP profile; without it the device is matched by sysObjectID.
-    profile: str | None = None
+    profile: str | list[str] | None = None
     kind: str | None = None
     tags: dict[str, str] = {}
     interval: Duration | None = None

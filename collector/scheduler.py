@@ -1,0 +1,195 @@
+"""Polling on schedule: every device on its own interval, spread evenly, isolated.
+
+* Each device's first poll is at a fixed offset within its interval (device i of n
+  with the same interval starts at i/n of it), so load is even and never drifts:
+  APScheduler's jitter would accumulate, fixed offsets do not.
+* One poll per device at a time: a poll still running when the next is due makes
+  that next one skipped and counted, never queued.
+* A global limit on polls in flight; a per-poll deadline, so a dead device frees
+  its slot and never delays the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEvent
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from greenwatch.core.config import Device, Site
+from greenwatch.core.schema import POLL, Sample
+from greenwatch.core.sink import Sink
+
+from .source import PollResult, Source
+
+log = logging.getLogger("greenwatch.collector")
+
+
+@dataclass
+class DeviceStats:
+    polls: int = 0
+    up: int = 0
+    down: int = 0
+    skipped: int = 0
+    last_error: str | None = None
+    last_duration_ms: float = 0.0
+    last_readings: int = 0
+    # How late each scheduled poll started, in seconds (bounded history).
+    lags: list[float] = field(default_factory=list)
+    starts: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Entry:
+    """One device to poll: where it sits in the inventory and its source."""
+
+    site: Site
+    device: Device
+    source: Source
+    kind: str
+    interval: float
+    offset: float = 0.0
+    stats: DeviceStats = field(default_factory=DeviceStats)
+
+    @property
+    def key(self) -> str:
+        return f"{self.site.name}/{self.device.name}"
+
+
+_HISTORY = 1000
+
+
+class Collector:
+    """Polls entries, writes their samples and a `poll` sample to the sink."""
+
+    def __init__(self, entries: list[Entry], sink: Sink, concurrency: int = 256) -> None:
+        self.entries = entries
+        self.sink = sink
+        self._slots = asyncio.Semaphore(concurrency)
+        self._scheduler: AsyncIOScheduler | None = None
+        self._inflight: set[asyncio.Task] = set()
+        self._start_mono = 0.0
+
+    async def poll(self, entry: Entry) -> PollResult:
+        """Poll one device once (within its deadline) and write what it gave."""
+        async with self._slots:
+            started = time.perf_counter()
+            time_ns = time.time_ns()
+            # The deadline: a little under the interval, so a poll never overlaps
+            # its successor, whatever the device or network does.
+            deadline = max(entry.interval * 0.9, 0.1)
+            try:
+                result = await asyncio.wait_for(entry.source.poll(), deadline)
+            except TimeoutError:
+                result = PollResult(error=f"poll took longer than its deadline of {deadline:.1f}s")
+            except Exception as exc:  # a bug in a source must not stop the others
+                log.exception("%s: poll failed", entry.key)
+                result = PollResult(error=f"internal error: {type(exc).__name__}: {exc}")
+            duration_ms = (time.perf_counter() - started) * 1000
+        stats = entry.stats
+        stats.polls += 1
+        stats.last_duration_ms = duration_ms
+        stats.last_readings = result.readings
+        if result.up:
+            stats.up += 1
+            stats.last_error = None
+        else:
+            stats.down += 1
+            if result.error != stats.last_error:
+                log.warning("%s: down: %s", entry.key, result.error)
+            stats.last_error = result.error
+        await self.sink.write([*result.samples, self._poll_sample(entry, result, duration_ms, time_ns)])
+        return result
+
+    @staticmethod
+    def _poll_sample(entry: Entry, result: PollResult, duration_ms: float, time_ns: int) -> Sample:
+        fields: dict[str, float | int | str] = {
+            "up": 1 if result.up else 0,
+            "duration_ms": round(duration_ms, 3),
+            "readings": result.readings,
+            "problems": len(result.problems),
+        }
+        if result.error:
+            fields["error"] = result.error
+        tags = {"site": entry.site.name, "device": entry.device.name, "kind": entry.kind}
+        return Sample(POLL, tags, fields, time_ns)
+
+    async def poll_all(self) -> list[PollResult]:
+        """Every device once, concurrently (within the global limit)."""
+        return list(await asyncio.gather(*(self.poll(e) for e in self.entries)))
+
+    # -- on schedule ---------------------------------------------------------------
+
+    def start(self) -> None:
+        """Schedule every entry; polls begin at their offsets from now."""
+        assign_offsets(self.entries)
+        self._scheduler = AsyncIOScheduler(timezone=timezone.utc)
+        self._scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
+        now = datetime.now(timezone.utc)
+        self._start_mono = time.monotonic()
+        self._start_wall = now
+        for index, entry in enumerate(self.entries):
+            self._scheduler.add_job(
+                self._scheduled_poll,
+                IntervalTrigger(seconds=entry.interval, start_date=now + timedelta(seconds=entry.offset)),
+                args=[entry],
+                id=str(index),
+                name=entry.key,
+                max_instances=1,
+                coalesce=True,
+                # A poll that could not start within its interval is skipped, not run late.
+                misfire_grace_time=max(1, int(entry.interval)),
+                next_run_time=now + timedelta(seconds=entry.offset),
+            )
+        self._scheduler.start()
+
+    async def _scheduled_poll(self, entry: Entry) -> None:
+        # How late is this start? Polls are due at offset + k * interval.
+        elapsed = time.monotonic() - self._start_mono - entry.offset
+        lag = elapsed - round(elapsed / entry.interval) * entry.interval
+        stats = entry.stats
+        stats.lags.append(max(0.0, lag))
+        stats.starts.append(time.time())
+        if len(stats.lags) > _HISTORY:
+            del stats.lags[: -_HISTORY], stats.starts[: -_HISTORY]
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.add(task)
+        try:
+            await self.poll(entry)
+        finally:
+            if task is not None:
+                self._inflight.discard(task)
+
+    def _on_skipped(self, event: JobEvent) -> None:
+        entry = self.entries[int(event.job_id)]
+        entry.stats.skipped += 1
+        why = "the previous one is still running" if event.code == EVENT_JOB_MAX_INSTANCES else "started too late"
+        log.info("%s: poll skipped: %s", entry.key, why)
+
+    async def stop(self, timeout_s: float = 10.0) -> None:
+        """Stop scheduling; let polls in flight finish (up to timeout_s), then cancel."""
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+        pending = list(self._inflight)
+        if pending:
+            done, still = await asyncio.wait(pending, timeout=timeout_s)
+            for task in still:
+                task.cancel()
+            await asyncio.gather(*still, return_exceptions=True)
+
+
+def assign_offsets(entries: list[Entry]) -> None:
+    """Spread each interval's devices evenly over that interval, in inventory order."""
+    groups: dict[float, list[Entry]] = {}
+    for entry in entries:
+        groups.setdefault(entry.interval, []).append(entry)
+    for interval, members in groups.items():
+        for i, entry in enumerate(members):
+            entry.offset = interval * i / len(members)

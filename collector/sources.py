@@ -1,0 +1,26 @@
+"""Build each device's source from the inventory: the one place that knows which
+config key means which kind of source."""
+
+from __future__ import annotations
+
+from greenwatch.core.config import Config, Device, Site
+
+from .profiles import ProfileSet
+from .snmp.engine import SnmpEngine
+from .snmp.source import SnmpSource
+from .source import Source
+
+
+def device_profile_names(device: Device) -> list[str]:
+    if device.profile is None:
+        return []
+    return [device.profile] if isinstance(device.profile, str) else list(device.profile)
+
+
+def make_source(config: Config, site: Site, device: Device, profiles: ProfileSet,
+                engine: SnmpEngine) -> tuple[Source, str]:
+    """The device's source and its kind (for tags before the first poll)."""
+    names = device_profile_names(device)
+    profile = profiles.combined(names) if names else None
+    kind = device.kind or (profile.kind if profile else None) or "host"
+    return SnmpSource(site, device, config.defaults, engine, profiles, profile), kind
