@@ -51,10 +51,13 @@ class Entry:
     site: Site
     device: Device
     source: Source
-    kind: str
     interval: float
     offset: float = 0.0
     stats: DeviceStats = field(default_factory=DeviceStats)
+
+    @property
+    def kind(self) -> str:
+        return self.source.kind
 
     @property
     def key(self) -> str:

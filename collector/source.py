@@ -29,6 +29,11 @@ class PollResult:
 
 class Source(Protocol):
     """A device's source of readings. `poll` never raises for a device's fault:
-    it returns a PollResult with `error` set."""
+    it returns a PollResult with `error` set. `kind` is the schema kind of the
+    device (it may become known only at the first poll, e.g. by sysObjectID)."""
+
+    kind: str
 
     async def poll(self) -> PollResult: ...
+
+    async def close(self) -> None: ...

@@ -18,9 +18,8 @@ def device_profile_names(device: Device) -> list[str]:
 
 
 def make_source(config: Config, site: Site, device: Device, profiles: ProfileSet,
-                engine: SnmpEngine) -> tuple[Source, str]:
-    """The device's source and its kind (for tags before the first poll)."""
+                engine: SnmpEngine) -> Source:
+    """The device's source, by which source key its config has."""
     names = device_profile_names(device)
     profile = profiles.combined(names) if names else None
-    kind = device.kind or (profile.kind if profile else None) or "host"
-    return SnmpSource(site, device, config.defaults, engine, profiles, profile), kind
+    return SnmpSource(site, device, config.defaults, engine, profiles, profile)

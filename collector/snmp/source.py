@@ -63,13 +63,14 @@ class SnmpSource:
         self.profiles = profiles
         self.target = make_target(device, defaults)
         self.reader: Reader | None = None
+        self.kind = device.kind or "host"
         self._logged: set[str] = set()
         if profile is not None:
             self._use(profile)
 
     def _use(self, profile: Profile) -> None:
-        kind = self.device.kind or profile.kind or "host"
-        self.reader = Reader(profile, base_tags(self.site, self.device, kind))
+        self.kind = self.device.kind or profile.kind or "host"
+        self.reader = Reader(profile, base_tags(self.site, self.device, self.kind))
         if profile.max_repetitions and not (self.device.snmp and self.device.snmp.max_repetitions):
             self.target = make_target(self.device, self.defaults, profile.max_repetitions)
 
@@ -112,6 +113,9 @@ class SnmpSource:
             return PollResult(error=str(exc))
         self._log_new(problems)
         return PollResult(samples=samples, problems=problems)
+
+    async def close(self) -> None:
+        """Nothing of its own to close: the engine is shared and closed by its owner."""
 
     def _log_new(self, problems: list[str]) -> None:
         """Log each distinct problem once, not every poll: a device with a missing

@@ -1,0 +1,141 @@
+"""The service: wires config, profiles, sources, collector and sink together.
+
+    config -> profiles -> sources -> Collector (APScheduler) -> Sink -> Spool -> InfluxDB
+
+`check` validates everything and touches no device; `poll_once` polls each device
+once and flushes; `run` polls on schedule until SIGTERM or SIGINT, then drains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+from greenwatch.collector.profiles import ProfileSet, load_profiles
+from greenwatch.collector.scheduler import Collector, Entry
+from greenwatch.collector.snmp.engines import make_engine
+from greenwatch.collector.sources import device_profile_names, make_source
+from greenwatch.collector.source import PollResult
+from greenwatch.core.config import Config, InfluxConfig, load_config
+from greenwatch.core.influx import InfluxClient, InfluxV2Writer, LineWriter
+from greenwatch.core.sink import Sink
+from greenwatch.core.spool import Spool
+from greenwatch.core.yamlfile import InputError, line_of, load_yaml
+
+log = logging.getLogger("greenwatch")
+
+
+@dataclass
+class Loaded:
+    """A validated config and the profiles it refers to."""
+
+    path: Path
+    config: Config
+    profiles: ProfileSet
+
+
+def load(path: Path | str) -> Loaded:
+    """Load and validate the config and every profile; check each device's profile
+    exists. Raises InputError naming file, line and field; touches no device."""
+    path = Path(path)
+    config = load_config(path)
+    profiles = load_profiles(config.collector.profile_dirs)
+    problems = []
+    _, node = load_yaml(path)
+    for s_index, site in enumerate(config.sites):
+        for d_index, device in enumerate(site.devices):
+            for name in device_profile_names(device):
+                if name not in profiles.profiles:
+                    line = line_of(node, ["sites", s_index, "devices", d_index, "profile"])
+                    problems.append(
+                        f"{path}:{line}: sites[{s_index}].devices[{d_index}].profile: unknown profile "
+                        f"{name!r} (known: {', '.join(sorted(profiles.profiles))})"
+                    )
+    if problems:
+        raise InputError(problems)
+    return Loaded(path, config, profiles)
+
+
+def make_writer(cfg: InfluxConfig) -> LineWriter:
+    def secret(value: object) -> str | None:
+        return value.get_secret_value() if value is not None else None  # type: ignore[attr-defined]
+
+    ca = str(cfg.ca_file) if cfg.ca_file else None
+    if cfg.api == "v2":
+        return InfluxV2Writer(cfg.url, cfg.org or "", cfg.bucket or "", secret(cfg.token) or "",
+                              gzip=cfg.gzip, timeout_s=cfg.timeout, verify_tls=cfg.verify_tls, ca_file=ca)
+    return InfluxClient(cfg.url, cfg.database, cfg.retention_policy, cfg.username, secret(cfg.password),
+                        secret(cfg.token), gzip=cfg.gzip, timeout_s=cfg.timeout,
+                        verify_tls=cfg.verify_tls, ca_file=ca)
+
+
+class Service:
+    """Everything one collector process runs. Use as `async with Service(loaded)`."""
+
+    def __init__(self, loaded: Loaded, shard: tuple[int, int] | None = None) -> None:
+        self.loaded = loaded
+        self.shard = shard
+        config = loaded.config
+        self.engine = make_engine(config.collector.snmp_engine)
+        entries = []
+        for site, device in config.devices():
+            if shard is not None and not in_shard(site.name, device.name, *shard):
+                continue
+            source = make_source(config, site, device, loaded.profiles, self.engine)
+            entries.append(Entry(site, device, source, device.interval or config.defaults.interval))
+        self.spool = Spool(config.spool.path, config.spool.max_size)
+        self.writer = make_writer(config.influxdb)
+        self.sink = Sink(self.spool, self.writer, batch_size=config.influxdb.batch_size)
+        self.collector = Collector(entries, self.sink, config.collector.concurrency)
+
+    async def __aenter__(self) -> Service:
+        self.sink.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self, flush_timeout_s: float = 10.0) -> None:
+        await self.collector.stop()
+        await self.sink.close(flush_timeout_s)
+        for entry in self.collector.entries:
+            await entry.source.close()
+        await self.engine.close()
+        await self.writer.close()
+        self.spool.close()
+
+    async def poll_once(self, flush_timeout_s: float = 30.0) -> tuple[list[PollResult], bool]:
+        """Poll every device once, then wait for InfluxDB to take it all.
+        Returns the results and whether everything was written."""
+        results = await self.collector.poll_all()
+        flushed = await self.sink.flush(flush_timeout_s)
+        return results, flushed
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll on schedule until `stop` is set."""
+        self.collector.start()
+        log.info("polling %d devices", len(self.collector.entries))
+        await stop.wait()
+        log.info("stopping: finishing polls in flight and draining to InfluxDB")
+
+
+def in_shard(site: str, device: str, index: int, count: int) -> bool:
+    """Stable share of the inventory for shard `index` of `count` (0-based), by a
+    hash of site and device name: the same on every machine and every run."""
+    import hashlib
+
+    digest = hashlib.blake2b(f"{site}\0{device}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % count == index
+
+
+async def run_service(loaded: Loaded, shard: tuple[int, int] | None = None) -> None:
+    """`greenwatch run`: until SIGTERM/SIGINT, then drain and exit cleanly."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with Service(loaded, shard) as service:
+        await service.run(stop)
