@@ -77,6 +77,7 @@ class Collector:
         self._scheduler: AsyncIOScheduler | None = None
         self._inflight: set[asyncio.Task] = set()
         self._start_mono = 0.0
+        self.accepted = 0  # points durably accepted by the sink this run
 
     async def poll(self, entry: Entry) -> PollResult:
         """Poll one device once (within its deadline) and write what it gave."""
@@ -106,7 +107,11 @@ class Collector:
             if result.error != stats.last_error:
                 log.warning("%s: down: %s", entry.key, result.error)
             stats.last_error = result.error
-        await self.sink.write([*result.samples, self._poll_sample(entry, result, duration_ms, time_ns)])
+        points = [*result.samples, self._poll_sample(entry, result, duration_ms, time_ns)]
+        await self.sink.write(points)
+        self.accepted += len(points)
+        # Logged after the write is durable: a point counted here is never lost.
+        log.debug("%s: %d points accepted", entry.key, len(points))
         return result
 
     @staticmethod

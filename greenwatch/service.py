@@ -101,6 +101,9 @@ class Service:
     async def close(self, flush_timeout_s: float = 10.0) -> None:
         await self.collector.stop()
         await self.sink.close(flush_timeout_s)
+        stats = self.sink.stats()
+        log.info("stopped: %d points accepted this run; InfluxDB took %d, %d stay spooled in %s",
+                 self.collector.accepted, stats.written, stats.pending, self.spool.path)
         for entry in self.collector.entries:
             await entry.source.close()
         await self.engine.close()
