@@ -44,20 +44,28 @@ class Sample:
         parts = [_escape_key(self.measurement, measurement=True)]
         for key in sorted(self.tags):
             value = self.tags[key]
-            if value == "" or value is None:
-                continue  # line protocol has no empty tag values
-            parts.append(f"{_escape_key(key)}={_escape_key(str(value))}")
+            if value is None:
+                continue
+            escaped_key, escaped_value = _escape_key(key), _escape_key(str(value))
+            if not escaped_key or not escaped_value:
+                continue  # line protocol has no empty tag keys or values
+            parts.append(f"{escaped_key}={escaped_value}")
         head = ",".join(parts)
         fields = ",".join(
             f"{_escape_key(k)}={_encode_field(v)}"
             for k, v in self.fields.items()
-            if not (isinstance(v, float) and not math.isfinite(v))
+            if not (isinstance(v, float) and not math.isfinite(v)) and _escape_key(k)
         )
         return f"{head} {fields} {self.time_ns}"
 
 
 def _escape_key(text: str, measurement: bool = False) -> str:
-    text = text.replace("\\", "\\\\").replace(",", "\\,").replace(" ", "\\ ")
+    # In measurements, tag keys, tag values and field keys a backslash is literal
+    # unless it precedes a comma, space or '=': InfluxDB stores "a\b" as written,
+    # so doubling it would store two. A trailing backslash cannot be written at all
+    # (it escapes the separator after it, and InfluxDB rejects the line), so it is
+    # dropped. Checked against InfluxDB 1.6.7.
+    text = text.rstrip("\\").replace(",", "\\,").replace(" ", "\\ ")
     if not measurement:
         text = text.replace("=", "\\=")
     return text.replace("\n", "\\n")
