@@ -208,10 +208,156 @@ class SnmpConfig(Strict):
         return "authNoPriv" if self.auth_protocol else "noAuthNoPriv"
 
 
+def _http_url(value: str, allow_query: bool = False) -> str:
+    """An http(s) base URL without credentials or fragment (nor query, unless allowed);
+    no trailing slash."""
+    from urllib.parse import urlsplit
+
+    text = str(value).strip()
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL {text!r}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an http:// or https:// URL with a host, got {text!r}")
+    if parts.username or parts.password:
+        raise ValueError("put credentials in username/password, not in the URL (URLs are logged)")
+    if parts.fragment or (parts.query and not allow_query):
+        raise ValueError(f"the URL must not have a {'fragment' if parts.fragment else 'query'}: {text!r}")
+    return text if parts.query else text.rstrip("/")
+
+
+def _relative_file(value: Path | None, info: ValidationInfo) -> Path | None:
+    if value is None or value.is_absolute():
+        return value
+    return _base_dir(info) / value
+
+
+class RedfishConfig(Strict):
+    """A server's BMC (iDRAC, iLO, XCC, OpenBMC...) spoken to over Redfish."""
+
+    # The service's base URL; /redfish/v1 is appended (a URL already ending in it is fine).
+    url: str
+    username: str | None = None
+    password: Secret | None = None
+    # Default: session when credentials are given (one login per token lifetime instead
+    # of a password check on every request; see docs/sources.md).
+    auth: Literal["basic", "session"] | None = None
+    verify_tls: bool = True
+    ca_file: Path | None = None
+    # Per request; default: the device's timeout, else 10 s (BMCs answer slowly).
+    timeout: Duration | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        value = _http_url(value)
+        return value[: -len("/redfish/v1")] if value.endswith("/redfish/v1") else value
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_relative(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return _relative_file(value, info)
+
+    @model_validator(mode="after")
+    def _credentials(self) -> RedfishConfig:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password go together")
+        if self.auth is not None and self.username is None:
+            raise ValueError(f"auth: {self.auth} needs username and password")
+        return self
+
+    @property
+    def auth_method(self) -> Literal["none", "basic", "session"]:
+        if self.username is None:
+            return "none"
+        return self.auth or "session"
+
+
+class HttpField(Strict):
+    """Where one schema field stands in a JSON reply, and its unit there."""
+
+    # Dotted path; list items by index: data.power.active, meters.0.watts, meters[0].watts
+    path: str = Field(min_length=1)
+    # A unit of greenwatch.core.units; default: the schema's own unit for the field.
+    unit: str | None = None
+
+
+class HttpPowerConfig(Strict):
+    """A smart plug or meter with an HTTP/JSON API."""
+
+    type: Literal["shelly", "tasmota", "json"]
+    url: str
+    # shelly: the Switch component ids to read (a Pro 4PM has 0-3).
+    channels: list[Annotated[int, Field(ge=0, le=255)]] | None = None
+    # json: schema field -> where it is in the reply (and its unit).
+    fields: dict[str, HttpField] | None = None
+    # shelly: digest auth (user admin); tasmota: user/password query parameters;
+    # json: basic auth (username and password) or a bearer token.
+    username: str | None = None
+    password: Secret | None = None
+    token: Secret | None = None
+    headers: dict[str, Secret] = {}
+    verify_tls: bool = True
+    ca_file: Path | None = None
+    # Per request; default: the device's timeout, else 5 s.
+    timeout: Duration | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str, info: ValidationInfo) -> str:
+        # json: the URL is the whole request (a query is fine); others get paths appended.
+        return _http_url(value, allow_query=info.data.get("type") == "json")
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_relative(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return _relative_file(value, info)
+
+    @model_validator(mode="after")
+    def _per_type(self) -> HttpPowerConfig:
+        from .schema import FIELDS, POWER
+        from .units import UNITS
+
+        if self.type != "json" and self.fields is not None:
+            raise ValueError(f"fields is only for type json (type {self.type} knows its reply)")
+        if self.type != "shelly" and self.channels is not None:
+            raise ValueError("channels is only for type shelly")
+        if self.type != "json" and self.token is not None:
+            raise ValueError("token is only for type json")
+        if self.type == "json":
+            if not self.fields:
+                raise ValueError("type json needs fields, e.g. {watts: {path: data.power, unit: W}}")
+            known = FIELDS[POWER]
+            for name, spec in self.fields.items():
+                if name not in known:
+                    raise ValueError(f"fields.{name}: not a power field; expected one of {', '.join(known)}")
+                if spec.unit is not None:
+                    if spec.unit not in UNITS:
+                        raise ValueError(f"fields.{name}: unknown unit {spec.unit!r}")
+                    if UNITS[spec.unit][0] != known[name]:
+                        raise ValueError(f"fields.{name}: unit {spec.unit} is not a unit of {known[name]}")
+            if not {"watts", "energy_kwh"} & set(self.fields):
+                raise ValueError("type json needs watts or energy_kwh among its fields")
+            if self.password is not None and self.username is None:
+                raise ValueError("password needs a username (basic auth)")
+            if self.token is not None and self.username is not None:
+                raise ValueError("give either token or username/password, not both")
+        if self.username is not None and self.password is None:
+            raise ValueError("username needs a password")
+        if self.channels is not None and (not self.channels or len(set(self.channels)) != len(self.channels)):
+            raise ValueError("channels must list each switch id once")
+        return self
+
+
 class Device(Strict):
     name: str = Field(min_length=1)
-    address: str = Field(min_length=1, description="host, host:port or [v6]:port")
+    # Required for snmp; redfish and http devices carry their own URL.
+    address: str | None = Field(None, min_length=1, description="host, host:port or [v6]:port")
     snmp: SnmpConfig | None = None
+    redfish: RedfishConfig | None = None
+    http: HttpPowerConfig | None = None
     # Name of an SNMP profile; without it the device is matched by sysObjectID.
     profile: str | list[str] | None = None
     kind: str | None = None
@@ -235,17 +381,25 @@ class Device(Strict):
 
     @field_validator("address")
     @classmethod
-    def _valid_address(cls, value: str) -> str:
-        split_address(value, 161)
+    def _valid_address(cls, value: str | None) -> str | None:
+        if value is not None:
+            split_address(value, 161)
         return value
 
     @model_validator(mode="after")
     def _has_a_source(self) -> Device:
-        if self.snmp is None:
-            raise ValueError("a device needs a source: snmp")
+        given = [key for key in ("snmp", "redfish", "http") if getattr(self, key) is not None]
+        if not given:
+            raise ValueError("a device needs a source: one of snmp, redfish, http")
+        if len(given) > 1:
+            raise ValueError(f"a device has exactly one source, this one has {' and '.join(given)}")
+        if self.snmp is not None and self.address is None:
+            raise ValueError("an snmp device needs an address")
         return self
 
     def host_port(self, default_port: int = 161) -> tuple[str, int]:
+        if self.address is None:
+            raise ValueError(f"device {self.name!r} has no address")
         return split_address(self.address, default_port)
 
 
