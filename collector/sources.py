@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from greenwatch.core.config import Config, Device, Site
 
+from .http_power import HttpPowerSource
 from .profiles import ProfileSet
+from .redfish import RedfishSource
 from .snmp.engine import SnmpEngine
 from .snmp.source import SnmpSource
 from .source import Source
@@ -20,6 +22,10 @@ def device_profile_names(device: Device) -> list[str]:
 def make_source(config: Config, site: Site, device: Device, profiles: ProfileSet,
                 engine: SnmpEngine) -> Source:
     """The device's source, by which source key its config has."""
+    if device.redfish is not None:
+        return RedfishSource(site, device, config.defaults)
+    if device.http is not None:
+        return HttpPowerSource(site, device, config.defaults)
     names = device_profile_names(device)
     profile = profiles.combined(names) if names else None
     return SnmpSource(site, device, config.defaults, engine, profiles, profile)

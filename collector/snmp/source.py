@@ -9,6 +9,7 @@ import time
 from greenwatch.core.config import Defaults, Device, Site
 
 from ..profiles import Profile, ProfileSet
+from ..tags import base_tags
 from ..source import PollResult
 from .engine import SnmpEngine, SnmpError, Target
 from .reader import Reader
@@ -43,13 +44,6 @@ def make_target(device: Device, defaults: Defaults, max_repetitions: int | None 
         retries=device.retries if device.retries is not None else defaults.retries,
         max_repetitions=snmp.max_repetitions or max_repetitions or defaults.max_repetitions,
     )
-
-
-def base_tags(site: Site, device: Device, kind: str) -> dict[str, str]:
-    tags = dict(site.tags)
-    tags.update(device.tags)
-    tags.update(site=site.name, device=device.name, kind=kind)
-    return tags
 
 
 class SnmpSource:
