@@ -38,7 +38,7 @@ RECORDING = f"""\
 1.3.6.1.2.1.1.2.0|6|{ODD}.1.1
 {ODD}.2.1.0|2|1500
 {ODD}.2.3.0|4|n/a
-{ODD}.2.4.0|65:numeric|min=0,max=4294967295,initial=4294960000,rate=20000,wrap=1
+{ODD}.2.4.0|65:numeric|min=0,max=4294967295,rate=2000000000,wrap=1
 {ODD}.3.1.1.1|4|outlet one
 {ODD}.3.1.1.2|4|outlet two
 {ODD}.3.1.1.3|4|outlet three
@@ -62,8 +62,11 @@ async def test_odd_device_gives_good_readings_and_reasons(tmp_path, snmpsim, snm
         source = SnmpSource(site, device, Defaults(), snmp_engine, profiles)
         with caplog.at_level(logging.WARNING, logger="greenwatch.snmp"):
             first = await source.poll()
-            await asyncio.sleep(1.0)
-            second = await source.poll()
+            later = []
+            for _ in range(12):
+                await asyncio.sleep(0.25)
+                later.append(await source.poll())
+            second = later[-1]
     finally:
         agent.stop()
 
@@ -85,13 +88,13 @@ async def test_odd_device_gives_good_readings_and_reasons(tmp_path, snmpsim, snm
     # Each reason is logged once, not on every poll.
     assert logged.count("oddMissing") == 1
 
-    # The Counter32 started 7295 below 2^32 and climbs 20000/s: by the second poll it
-    # has wrapped. The collector's value keeps climbing past 2^32 instead of falling.
+    # The Counter32 climbs 2e9/s, so it wraps every ~2.1 s: in 3 s of polls 0.25 s
+    # apart it wraps at least once. The collector's value keeps climbing past 2^32.
     octets = [
-        next(s for s in r.samples if s.measurement == "port").fields["in_octets"] for r in (first, second)
+        next(s for s in r.samples if s.measurement == "port").fields["in_octets"] for r in (first, *later)
     ]
-    assert octets[1] > octets[0]
-    assert octets[1] > 2**32
+    assert all(b > a for a, b in zip(octets, octets[1:])), octets
+    assert octets[-1] > 2**32
 
 
 def test_counter32_wrap_and_reset():
