@@ -3,7 +3,10 @@
 The format follows Datadog's SNMP profiles (`sysobjectid`, `extends`, `metrics` with
 `symbol` or `table` + `symbols`, `metric_tags`), extended with greenwatch's schema
 keys: `measurement`, `field`, `unit`, `scale_factor`, `decimals_from`,
-`si_prefix_from`, `mapping`, `scope`, `entity`, `label`, `filter`. The engine knows
+`si_prefix_from`, `mapping`, `valid_min`, `scope`, `entity`, `label`, `filter`.
+Rows of a table can be told apart by parts of their index: `entity: {index: [...]}`,
+`filter: {index: n, equals: [...]}`, and a column from a table with a shorter index
+read with `index: [...]` (e.g. a label). The engine knows
 nothing about vendors: everything vendor-specific is in these files.
 docs/profiles.md is the reference.
 """
@@ -49,6 +52,27 @@ class OidRef(_Strict):
     name: str
 
 
+IndexParts = Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=1)]
+
+
+class Column(OidRef):
+    """A column read beside a table's values (label, tag, entity, filter, scale).
+
+    `index` (optional): the column's rows are indexed by these 1-based parts of the
+    value row's index, for a column from another table with a shorter index (Raritan's
+    outletName is indexed pdu.outlet; its readings pdu.outlet.sensorType)."""
+
+    index: IndexParts | None = None
+
+
+class IndexEntity(_Strict):
+    """`entity: {index: [1, 2]}`: the entity is these 1-based parts of the row index,
+    joined with dots, e.g. without a sensor-type part so that rows differing only in
+    it share one point."""
+
+    index: IndexParts
+
+
 class Symbol(OidRef):
     """One value read from the device and the schema field it feeds."""
 
@@ -57,11 +81,15 @@ class Symbol(OidRef):
     unit: str | None = None
     scale_factor: float = 1.0
     # Divide by 10^(value of this column): Raritan's and ENTITY-SENSOR's precision.
-    decimals_from: OidRef | None = None
+    decimals_from: Column | None = None
     # Multiply by 10^(3*(value-9)): ENTITY-SENSOR-MIB's SensorDataScale (units = 9).
-    si_prefix_from: OidRef | None = None
+    si_prefix_from: Column | None = None
     # Raw integer -> value, e.g. ifOperStatus up(1) -> 1, others -> 0.
     mapping: dict[int, float] | None = None
+    # A raw value below this is the device saying it has no reading (MIB sentinels such
+    # as -1 "not available", APC's negative efficiency codes): the field is left out of
+    # the point, silently; it is not a problem with the device.
+    valid_min: float | None = None
 
     @model_validator(mode="after")
     def _known_unit(self) -> Symbol:
@@ -72,7 +100,7 @@ class Symbol(OidRef):
 
 class Tag(_Strict):
     tag: str
-    column: OidRef | None = None
+    column: Column | None = None
     index: int | None = Field(None, ge=1, description="1-based part of the row index")
 
     @model_validator(mode="after")
@@ -83,17 +111,27 @@ class Tag(_Strict):
 
 
 class Filter(_Strict):
-    column: OidRef
+    """Keep only rows whose column value, or 1-based index part, is one of `equals`."""
+
+    column: Column | None = None
+    index: int | None = Field(None, ge=1, description="1-based part of the row index")
     equals: list[int | str]
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Filter:
+        if (self.column is None) == (self.index is None):
+            raise ValueError("a filter takes exactly one of column or index")
+        return self
 
 
 class Metric(_Strict):
     MIB: str | None = None
     measurement: str = POWER
     scope: str = "device"
-    # Scalars: entity defaults to "total". Tables: the row index, or a column.
-    entity: str | OidRef | None = None
-    label: OidRef | None = None
+    # Scalars: entity defaults to "total". Tables: the row index, a column, or
+    # {index: [...]}: parts of the row index.
+    entity: str | Column | IndexEntity | None = None
+    label: Column | None = None
     symbol: Symbol | None = None
     table: OidRef | None = None
     symbols: list[Symbol] = []
@@ -108,6 +146,8 @@ class Metric(_Strict):
             raise ValueError("a table metric needs symbols")
         if self.symbol is not None and (self.symbols or self.metric_tags or self.filter):
             raise ValueError("symbols, metric_tags and filter belong to table metrics")
+        if self.symbol is not None and isinstance(self.entity, IndexEntity):
+            raise ValueError("entity: {index: [...]} takes parts of a table's row index: a scalar has none")
         for sym in self.all_symbols():
             measurement = sym.measurement or self.measurement
             fields = FIELDS.get(measurement)
@@ -214,7 +254,7 @@ def _metric_columns(m: Metric) -> tuple[str, ...]:
     for tag in m.metric_tags:
         if tag.column is not None:
             cols[tag.column.OID] = None
-    if m.filter is not None:
+    if m.filter is not None and m.filter.column is not None:
         cols[m.filter.column.OID] = None
     return tuple(cols)
 

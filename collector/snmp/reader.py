@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from greenwatch.core.schema import FIELDS, INTEGER_DIMENSIONS, Sample
 from greenwatch.core.units import UNITS
 
-from ..profiles import Metric, OidRef, Profile, Symbol
+from ..profiles import IndexEntity, Metric, OidRef, Profile, Symbol
 from .engine import COUNTER32, NUMERIC_TYPES, OCTETS, Var
 
 _COUNTER32_MODULUS = 2**32
@@ -120,17 +120,29 @@ class Reader:
         for sym in metric.symbols:
             indexes.update(dict.fromkeys(columns.get(sym.OID, {})))
         for index in indexes:
-            def cell(ref: OidRef, index: str = index) -> Var | None:
-                return columns.get(ref.OID, {}).get(index)
+            parts = index.split(".")
+
+            def cell(ref: OidRef, index: str = index, parts: list[str] = parts) -> Var | None:
+                # A column indexed by some parts of this row's index (`index: [...]`).
+                wanted = getattr(ref, "index", None)
+                key = index if wanted is None else _index_parts(parts, wanted)
+                return columns.get(ref.OID, {}).get(key) if key is not None else None
 
             if metric.filter is not None:
-                var = cell(metric.filter.column)
-                if var is None or _plain(var) not in metric.filter.equals:
-                    continue
+                if metric.filter.column is not None:
+                    var = cell(metric.filter.column)
+                    if var is None or _plain(var) not in metric.filter.equals:
+                        continue
+                else:
+                    part = _index_parts(parts, [metric.filter.index])
+                    if part is None or part not in {str(v) for v in metric.filter.equals}:
+                        continue
             entity = index
             if isinstance(metric.entity, OidRef):
                 var = cell(metric.entity)
                 entity = decode_text(var) if var is not None else index
+            elif isinstance(metric.entity, IndexEntity):
+                entity = _index_parts(parts, metric.entity.index) or index
             elif isinstance(metric.entity, str):
                 entity = metric.entity
             extra: dict[str, str] = {}
@@ -143,10 +155,8 @@ class Reader:
                     var = cell(tag.column)
                     if var is not None:
                         extra[tag.tag] = decode_text(var)
-                else:
-                    parts = index.split(".")
-                    if tag.index is not None and tag.index <= len(parts):
-                        extra[tag.tag] = parts[tag.index - 1]
+                elif tag.index is not None and tag.index <= len(parts):
+                    extra[tag.tag] = parts[tag.index - 1]
             for sym in metric.symbols:
                 var = cell(sym)
                 if var is None:
@@ -165,6 +175,8 @@ class Reader:
             shown = decode_text(var)[:40] if var.type == OCTETS else var.type
             problems.append(f"{sym.name} ({key}): expected a number, got {shown!r}")
             return None
+        if sym.valid_min is not None and raw < sym.valid_min:
+            return None  # the device's "no reading" sentinel: not a problem
         if var.type == COUNTER32:
             raw = self.counters.monotonic(key, int(raw))
         if sym.mapping is not None:
@@ -206,6 +218,14 @@ def _decimals(value: float, digits: int) -> float:
 def _si_prefix(value: float, prefix: int) -> float:
     # SensorDataScale: yocto(1) ... units(9) ... yotta(17); each step is 10^3.
     return value * (1000.0 ** (prefix - 9))
+
+
+def _index_parts(parts: list[str], wanted: list[int] | None) -> str | None:
+    """The 1-based `wanted` parts of a row index, joined with dots; None if the index
+    has fewer parts (or nothing is wanted)."""
+    if not wanted or max(wanted) > len(parts):
+        return None
+    return ".".join(parts[i - 1] for i in wanted)
 
 
 def _plain(var: Var) -> int | str:
