@@ -70,7 +70,7 @@ class Running:
 
     def accepted(self) -> int:
         """Points the collector logged as durably accepted."""
-        return sum(int(n) for n in re.findall(r": (\d+) points accepted", self.log()))
+        return sum(int(n) for n in re.findall(r"/\S+: (\d+) points accepted$", self.log(), re.MULTILINE))
 
     def wait_for(self, pattern: str, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout

@@ -92,7 +92,7 @@ def test_influxdb_down_for_30s_loses_nothing(tmp_path, pdu_agent):
         produced = run.accepted()
         assert produced > 0
         assert _count_points(server, "gw") == produced
-        assert "0 stay spooled" in run.log()
+        assert f"stopped: {produced} points accepted this run; InfluxDB took {produced}, 0 stay spooled" in run.log()
     finally:
         server.stop()
 

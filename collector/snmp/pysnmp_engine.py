@@ -22,6 +22,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
     next_cmd,
 )
 from pysnmp.hlapi.v3arch.asyncio import auth as _auth
+from pysnmp.hlapi.varbinds import CommandGeneratorVarBinds
 from pysnmp.proto import rfc1902, rfc1905
 from pyasn1.type import univ
 
@@ -69,6 +70,8 @@ _TYPES: list[tuple[type, str]] = [
     (univ.ObjectIdentifier, OID),
 ]
 
+SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"
+
 _NO_VALUE = (rfc1905.NoSuchObject, rfc1905.NoSuchInstance, rfc1905.EndOfMibView, univ.Null)
 
 
@@ -110,6 +113,12 @@ class PysnmpEngine:
     def __init__(self) -> None:
         self._engine = _PySnmpEngine()
         self._transports: dict[tuple[str, int, float, int], object] = {}
+        # pysnmp builds its MIB view (and, where pysmi is installed, a MIB compiler)
+        # on the first request: up to a second or two with the event loop blocked.
+        # Pay that here, before any device is scheduled, not inside the first polls.
+        CommandGeneratorVarBinds().make_varbinds(
+            self._engine.cache, (ObjectType(ObjectIdentity(SYS_OBJECT_ID)),)
+        )
 
     def _auth_data(self, target: Target) -> object:
         if target.version in ("1", "2c"):
