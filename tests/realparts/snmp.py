@@ -179,6 +179,27 @@ def _stop_process(proc: subprocess.Popen | None) -> None:
         proc.wait(timeout=STOP_TIMEOUT)
 
 
+def _load_prctl():
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+_PRCTL = _load_prctl()
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM it when pytest dies (PR_SET_PDEATHSIG), so an
+    interrupted or killed session leaves no agent behind."""
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGTERM)
+
+
 class _PortTaken(Exception):
     """The agent could not bind its port: someone took it after free_udp_port()."""
 
@@ -221,6 +242,7 @@ class SnmpSimAgent:
         self.process = subprocess.Popen(
             [*self._command, f"--agent-udpv4-endpoint={self.address}"],
             stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=self._env,
@@ -534,6 +556,7 @@ class SnmpdAgent:
                 f"udp:{self.address}",
             ],
             stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,
