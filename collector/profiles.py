@@ -21,9 +21,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from greenwatch.core.schema import FIELDS, KINDS, POWER
+from greenwatch.core.schema import FIELDS, KINDS, POWER, RESERVED_TAGS
 from greenwatch.core.units import UNITS
-from greenwatch.core.yamlfile import InputError, parse_model
+import yaml
+
+from greenwatch.core.yamlfile import InputError, parse_model_with_node, problem_at
 
 SHIPPED_DIR = Path(__file__).parent / "profiles"
 
@@ -148,22 +150,36 @@ class Metric(_Strict):
             raise ValueError("symbols, metric_tags and filter belong to table metrics")
         if self.symbol is not None and isinstance(self.entity, IndexEntity):
             raise ValueError("entity: {index: [...]} takes parts of a table's row index: a scalar has none")
-        for sym in self.all_symbols():
+        return self
+
+    def schema_problems(self) -> list[tuple[tuple[str | int, ...], str]]:
+        """(place within this metric, message) for every symbol that feeds a field the
+        metric schema does not have, or in a unit of the wrong dimension. Checked after
+        validation so that each message can point at the symbol's own line."""
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        if self.measurement not in FIELDS:
+            problems.append((("measurement",), f"unknown measurement {self.measurement!r}: expected one of {', '.join(FIELDS)}"))
+            return problems
+        places = [("symbol",)] if self.symbol is not None else [("symbols", i) for i in range(len(self.symbols))]
+        for place, sym in zip(places, self.all_symbols()):
             measurement = sym.measurement or self.measurement
             fields = FIELDS.get(measurement)
             if fields is None:
-                raise ValueError(f"unknown measurement {measurement!r}: expected one of {', '.join(FIELDS)}")
-            if sym.field not in fields:
-                raise ValueError(
-                    f"{sym.name}: field {sym.field!r} is not in measurement {measurement!r} "
-                    f"(expected one of {', '.join(fields)}; see docs/metrics.md)"
-                )
-            if sym.unit is not None and UNITS[sym.unit][0] != fields[sym.field]:
-                raise ValueError(
-                    f"{sym.name}: unit {sym.unit} measures {UNITS[sym.unit][0]}, "
-                    f"but field {sym.field} is {fields[sym.field]}"
-                )
-        return self
+                problems.append((place + ("measurement",),
+                                 f"unknown measurement {measurement!r}: expected one of {', '.join(FIELDS)}"))
+            elif sym.field not in fields:
+                problems.append((place + ("field",),
+                                 f"{sym.name}: field {sym.field!r} is not in measurement {measurement!r} "
+                                 f"(expected one of {', '.join(fields)}; see docs/metrics.md)"))
+            elif sym.unit is not None and UNITS[sym.unit][0] != fields[sym.field]:
+                problems.append((place + ("unit",),
+                                 f"{sym.name}: unit {sym.unit} measures {UNITS[sym.unit][0]}, "
+                                 f"but field {sym.field} is {fields[sym.field]}"))
+        for i, tag in enumerate(self.metric_tags):
+            if tag.tag in RESERVED_TAGS:
+                problems.append((("metric_tags", i, "tag"),
+                                 f"tag name {tag.tag!r} is reserved by the metric schema ({', '.join(RESERVED_TAGS)})"))
+        return problems
 
     def all_symbols(self) -> list[Symbol]:
         return [self.symbol] if self.symbol is not None else list(self.symbols)
@@ -314,8 +330,16 @@ def _match_score(pattern: str, oid: str) -> tuple[int, int] | None:
     return (0, sum(1 for p in parts if p != "*"))
 
 
-def _read_file(path: Path) -> ProfileFile:
-    return parse_model(ProfileFile, path)
+def _read_file(path: Path) -> tuple[ProfileFile, yaml.Node | None]:
+    spec, node = parse_model_with_node(ProfileFile, path)
+    problems = [
+        problem_at(path, node, ("metrics", i, *place), message)
+        for i, metric in enumerate(spec.metrics)
+        for place, message in metric.schema_problems()
+    ]
+    if problems:
+        raise InputError(problems)
+    return spec, node
 
 
 def load_profiles(extra_dirs: list[Path] | None = None) -> ProfileSet:
@@ -328,10 +352,11 @@ def load_profiles(extra_dirs: list[Path] | None = None) -> ProfileSet:
         for path in sorted(folder.glob("*.yaml")):
             files[path.stem] = path
     raw: dict[str, ProfileFile] = {}
+    nodes: dict[str, yaml.Node | None] = {}
     problems: list[str] = []
     for name, path in files.items():
         try:
-            raw[name] = _read_file(path)
+            raw[name], nodes[name] = _read_file(path)
         except InputError as exc:
             problems.extend(exc.problems)
     if problems:
@@ -339,7 +364,7 @@ def load_profiles(extra_dirs: list[Path] | None = None) -> ProfileSet:
     resolved: dict[str, Profile] = {}
     for name in raw:
         try:
-            resolved[name] = _resolve(name, raw, files, resolved, ())
+            resolved[name] = _resolve(name, raw, files, nodes, resolved, ())
         except InputError as exc:
             problems.extend(exc.problems)
     if problems:
@@ -351,6 +376,7 @@ def _resolve(
     name: str,
     raw: dict[str, ProfileFile],
     files: dict[str, Path],
+    nodes: dict[str, yaml.Node | None],
     done: dict[str, Profile],
     chain: tuple[str, ...],
 ) -> Profile:
@@ -362,12 +388,11 @@ def _resolve(
     metrics: list[Metric] = []
     kind = spec.kind
     max_rep = spec.max_repetitions
-    for base_name in spec.extends:
+    for i, base_name in enumerate(spec.extends):
         if base_name not in raw:
-            raise InputError(
-                [f"{files[name]}: extends: unknown profile {base_name!r} (known: {', '.join(sorted(raw))})"]
-            )
-        base = _resolve(base_name, raw, files, done, chain + (name,))
+            raise InputError([problem_at(files[name], nodes[name], ("extends", i),
+                                         f"unknown profile {base_name!r} (known: {', '.join(sorted(raw))})")])
+        base = _resolve(base_name, raw, files, nodes, done, chain + (name,))
         metrics.extend(base.metrics)
         kind = kind or base.kind
         max_rep = max_rep or base.max_repetitions

@@ -496,7 +496,6 @@ def test_unknown_extends_is_named_with_file_and_field(tmp_path):
     assert "ups-mib" in message  # the known profiles are listed
 
 
-@pytest.mark.xfail(strict=True, reason="profiles.py reports extends errors without a line number")
 def test_unknown_extends_names_the_line(tmp_path):
     path, message = load_bad(tmp_path, "bad-extends", """\
         sysobjectid: 1.3.6.1.4.1.99999.1
@@ -505,7 +504,6 @@ def test_unknown_extends_names_the_line(tmp_path):
     assert f"{path}:{line_of(path, 'extends')}:" in message
 
 
-@pytest.mark.xfail(strict=True, reason="field/unit errors point at the metric's first line, not the symbol's key")
 def test_unknown_field_names_the_line_of_the_field(tmp_path):
     path, message = load_bad(tmp_path, "bad-field", """\
         metrics:

@@ -184,6 +184,12 @@ class Reader:
                 problems.append(f"{sym.name} ({key}): value {raw} is not in the profile's mapping")
                 return None
             raw = sym.mapping[int(raw)]
+        if (FIELDS[measurement][sym.field] in INTEGER_DIMENSIONS and sym.scale_factor == 1
+                and sym.decimals_from is None and sym.si_prefix_from is None
+                and (sym.unit is None or UNITS[sym.unit][1] == 1)):
+            # Counters stay exact integers: a float loses whole units above 2^53,
+            # which a busy 100G port's octet counter passes in about a week.
+            return int(raw)
         value = scale(float(raw), sym.scale_factor)
         for ref, apply in ((sym.decimals_from, _decimals), (sym.si_prefix_from, _si_prefix)):
             if ref is None:
@@ -212,7 +218,9 @@ def scale(value: float, factor: float) -> float:
 
 
 def _decimals(value: float, digits: int) -> float:
-    return value / (10**digits)
+    # ENTITY-SENSOR-MIB's precision -8..-1 counts accurate digits of the integer
+    # part: the value itself is not scaled then.
+    return value / (10**digits) if digits > 0 else value
 
 
 def _si_prefix(value: float, prefix: int) -> float:

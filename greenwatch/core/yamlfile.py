@@ -74,6 +74,14 @@ def format_loc(loc: Iterable[Any]) -> str:
     return out or "(top level)"
 
 
+def problem_at(path: Path, node: yaml.Node | None, loc: Iterable[Any], message: str) -> str:
+    """'file:line: field.path: message' for the value at `loc`."""
+    loc = list(loc)
+    line = line_of(node, loc)
+    where = f"{path}:{line}" if line else str(path)
+    return f"{where}: {format_loc(loc)}: {message}"
+
+
 def validation_problems(path: Path, node: yaml.Node | None, exc: ValidationError) -> list[str]:
     """Turn a pydantic error into file:line: field: message lines."""
     problems = []
@@ -81,21 +89,26 @@ def validation_problems(path: Path, node: yaml.Node | None, exc: ValidationError
         # pydantic adds the union/validator member's name to the path; drop
         # those parts that are not keys in the file.
         loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
-        line = line_of(node, loc)
-        where = f"{path}:{line}" if line else str(path)
         msg = err["msg"].removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key (check its spelling against the reference)"
-        problems.append(f"{where}: {format_loc(loc)}: {msg}")
+        problems.append(problem_at(path, node, loc, msg))
     return problems
 
 
 def parse_model(model: type[BaseModel], path: Path, context: dict[str, Any] | None = None) -> Any:
     """Load `path` and validate it as `model`, raising InputError that names places."""
+    return parse_model_with_node(model, path, context)[0]
+
+
+def parse_model_with_node(
+    model: type[BaseModel], path: Path, context: dict[str, Any] | None = None
+) -> tuple[Any, yaml.Node | None]:
+    """As parse_model, also returning the YAML node tree for checks made afterwards."""
     data, node = load_yaml(path)
     if data is None:
         data = {}
     try:
-        return model.model_validate(data, context=context)
+        return model.model_validate(data, context=context), node
     except ValidationError as exc:
         raise InputError(validation_problems(path, node, exc)) from None
