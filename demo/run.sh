@@ -16,13 +16,20 @@ SNMP_PORT=${SNMP_PORT:-1161}
 need_apt=()
 command -v influxd >/dev/null || need_apt+=(influxdb)
 command -v snmpget >/dev/null || need_apt+=(snmp)
+command -v curl >/dev/null || need_apt+=(curl)
+python3 -c "import venv, ensurepip" 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing ${need_apt[*]} (Debian packages)"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
-python3 -c "import greenwatch, snmpsim" 2>/dev/null || python3 -m pip install -q -e '.[test]'
+# greenwatch and snmpsim go into a virtual environment of the demo's own.
+if [ ! -x .venv/bin/greenwatch ] || ! .venv/bin/python -c "import snmpsim" 2>/dev/null; then
+  python3 -m venv .venv
+  .venv/bin/python -m pip install -q -e '.[test]'
+fi
+export PATH="$ROOT/.venv/bin:$PATH"
 
 mkdir -p "$DATA/influxdb" "$DATA/snmp" "$DATA/snmpsim-cache"
 pids=()
@@ -50,7 +57,7 @@ for _ in $(seq 100); do curl -sf "http://127.0.0.1:$INFLUX_PORT/ping" && break; 
 curl -sf -XPOST "http://127.0.0.1:$INFLUX_PORT/query" --data-urlencode "q=CREATE DATABASE greenwatch" >/dev/null
 
 # Each device is a recording served under its own community.
-python3 demo/estate.py "$DATA" "$SNMP_PORT" "$INFLUX_PORT"
+python demo/estate.py "$DATA" "$SNMP_PORT" "$INFLUX_PORT"
 SNMPSIM_ALLOW_ROOT=true snmpsim-command-responder --data-dir="$DATA/snmp" --cache-dir="$DATA/snmpsim-cache" \
   --agent-udpv4-endpoint="127.0.0.1:$SNMP_PORT" --log-level=error >"$DATA/snmpsim.log" 2>&1 &
 pids+=($!)
