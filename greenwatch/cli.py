@@ -113,7 +113,7 @@ async def _poll_once(loaded, shard) -> int:  # noqa: ANN001 (service types stay 
             out.print(f"written to InfluxDB: {stats.written} points", highlight=False)
         else:
             out.print(f"[yellow]InfluxDB did not take everything in time: {stats.pending} points stay "
-                      f"spooled in {loaded.config.spool.path} and are sent on the next run[/yellow]")
+                      f"spooled in {svc.spool.path} and are sent on the next run[/yellow]")
     return EXIT_OK
 
 

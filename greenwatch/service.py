@@ -9,6 +9,7 @@ once and flushes; `run` polls on schedule until SIGTERM or SIGINT, then drains.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import signal
 from dataclasses import dataclass
@@ -86,7 +87,7 @@ class Service:
                 continue
             source = make_source(config, site, device, loaded.profiles, self.engine)
             entries.append(Entry(site, device, source, device.interval or config.defaults.interval))
-        self.spool = Spool(config.spool.path, config.spool.max_size)
+        self.spool = Spool(spool_path(config.spool.path, shard), config.spool.max_size)
         self.writer = make_writer(config.influxdb)
         self.sink = Sink(self.spool, self.writer, batch_size=config.influxdb.batch_size)
         self.collector = Collector(entries, self.sink, config.collector.concurrency)
@@ -125,11 +126,17 @@ class Service:
         log.info("stopping: finishing polls in flight and draining to InfluxDB")
 
 
+def spool_path(path: Path, shard: tuple[int, int] | None) -> Path:
+    """Each shard has a spool of its own: shards run side by side, and a spool is
+    one process's."""
+    if shard is None:
+        return path
+    return path.with_name(f"{path.stem}.shard{shard[0] + 1}of{shard[1]}{path.suffix}")
+
+
 def in_shard(site: str, device: str, index: int, count: int) -> bool:
     """Stable share of the inventory for shard `index` of `count` (0-based), by a
     hash of site and device name: the same on every machine and every run."""
-    import hashlib
-
     digest = hashlib.blake2b(f"{site}\0{device}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") % count == index
 
