@@ -96,11 +96,11 @@ def _describe(indication: object) -> str:
     lowered = text.lower()
     if "timeout" in lowered or "no snmp response" in lowered:
         return "timeout: no SNMP response (agent down, wrong address, or wrong community/user)"
-    if "wrongdigest" in lowered.replace(" ", "") or "wrong digest" in lowered:
+    if "digest" in lowered:  # "Wrong SNMP PDU digest"
         return "SNMPv3 authentication failed: wrong auth key or protocol"
     if "decryption" in lowered:
         return "SNMPv3 decryption failed: wrong priv key or protocol"
-    if "unknownusername" in lowered.replace(" ", "") or "unknown user" in lowered:
+    if "unknown usm user" in lowered or "unknownusername" in lowered.replace(" ", ""):
         return "SNMPv3 unknown user name"
     if "unsupportedseclevel" in lowered.replace(" ", "") or "security level" in lowered:
         return "SNMPv3 security level not supported for this user"
