@@ -9,13 +9,18 @@ from pathlib import Path
 
 RECORDINGS = Path(__file__).resolve().parent.parent / "tests" / "recordings"
 
-# (site, device, recording, profile (None: matched by sysObjectID), tags)
+# Each device: where it sits, which recording plays it, its profile (None: matched by
+# sysObjectID), its kind where the profile does not say, and its inventory tags.
 ESTATE = [
-    ("dc-north", "pdu-a1", "apc-rpdu2", None, {"room": "hall-1", "rack": "A1"}),
-    ("dc-north", "pdu-a2", "apc-rpdu2", None, {"room": "hall-1", "rack": "A2"}),
-    ("dc-north", "ups-1", "ups-mib", "ups-mib", {"room": "plant"}),
-    ("hq", "core-sw-1", "if-mib", "if-mib", {"floor": "2"}),
-    ("hq", "printer-2f", "printer-mib", "printer-mib", {"floor": "2"}),
+    dict(site="dc-north", device="pdu-a1", recording="apc-rpdu2", tags={"room": "hall-1", "rack": "A1"}),
+    dict(site="dc-north", device="pdu-a2", recording="apc-rpdu2", tags={"room": "hall-1", "rack": "A2"}),
+    dict(site="dc-north", device="pdu-b1", recording="raritan-pdu2", tags={"room": "hall-1", "rack": "B1"}),
+    dict(site="dc-north", device="ups-1", recording="ups-mib", profile="ups-mib", tags={"room": "plant"}),
+    dict(site="dc-north", device="ups-2", recording="apc-ups", tags={"room": "plant"}),
+    dict(site="hq", device="core-sw-1", recording="if-mib", profile="if-mib", kind="switch", tags={"floor": "2"}),
+    dict(site="hq", device="poe-sw-2", recording="power-ethernet", profile="power-ethernet", kind="switch",
+         tags={"floor": "2"}),
+    dict(site="hq", device="printer-2f", recording="printer-mib", profile="printer-mib", tags={"floor": "2"}),
 ]
 
 
@@ -24,18 +29,20 @@ def main(data: Path, snmp_port: int, influx_port: int) -> None:
     for old in snmp_dir.glob("*.snmprec"):
         old.unlink()
     sites: dict[str, list[str]] = {}
-    for site, device, recording, profile, tags in ESTATE:
-        source = RECORDINGS / f"{recording}.snmprec"
+    for item in ESTATE:
+        site, device = item["site"], item["device"]
+        source = RECORDINGS / f"{item['recording']}.snmprec"
         if not source.exists():
             continue  # a recording not written yet: leave that device out
         shutil.copy(source, snmp_dir / f"{device}.snmprec")
-        tag_text = ", ".join(f"{k}: {v}" for k, v in tags.items())
+        tag_text = ", ".join(f"{k}: {v}" for k, v in item["tags"].items())
         sites.setdefault(site, []).append(
             f"      - name: {device}\n"
             f"        address: 127.0.0.1:{snmp_port}\n"
             f"        snmp: {{version: 2c, community: {device}}}\n"
             f"        tags: {{{tag_text}}}\n"
-            + (f"        profile: {profile}\n" if profile else "")
+            + (f"        profile: {item['profile']}\n" if item.get("profile") else "")
+            + (f"        kind: {item['kind']}\n" if item.get("kind") else "")
         )
     config = (
         f"influxdb:\n  url: http://127.0.0.1:{influx_port}\n  database: greenwatch\n"

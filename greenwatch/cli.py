@@ -11,10 +11,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from greenwatch.core.schema import device_watts
+from greenwatch.core.spool import SpoolLockedError
 from greenwatch.core.yamlfile import InputError
 
 EXIT_OK = 0
 EXIT_BAD_INPUT = 2
+EXIT_IN_USE = 3
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
@@ -72,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             err.print(problem, markup=False, highlight=False)
         return EXIT_BAD_INPUT
+    except SpoolLockedError as exc:
+        err.print(f"{exc}: is another `greenwatch run` using this config (or this --shard)?",
+                  markup=False, highlight=False)
+        return EXIT_IN_USE
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -97,15 +104,17 @@ def _dispatch(args: argparse.Namespace) -> int:
 async def _poll_once(loaded, shard) -> int:  # noqa: ANN001 (service types stay lazy-imported)
     from greenwatch.service import Service
 
-    async with Service(loaded, shard) as svc:
+    async with Service(loaded, shard, once=True) as svc:
         results, flushed = await svc.poll_once()
         table = Table(title=f"greenwatch poll: {loaded.path}")
-        for col in ("site", "device", "kind", "state", "readings", "time ms", "detail"):
-            table.add_column(col, justify="right" if col in ("readings", "time ms") else "left")
+        for col in ("site", "device", "kind", "state", "watts", "readings", "time ms", "detail"):
+            table.add_column(col, justify="right" if col in ("watts", "readings", "time ms") else "left")
         for entry, result in zip(svc.collector.entries, results):
             state = "[green]up[/green]" if result.up else "[red]down[/red]"
             detail = result.error or (f"{len(result.problems)} readings refused" if result.problems else "")
-            table.add_row(entry.site.name, entry.device.name, entry.kind, state, str(result.readings),
+            watts = device_watts(result.samples)
+            table.add_row(entry.site.name, entry.device.name, entry.kind, state,
+                          "" if watts is None else f"{watts:,.0f}", str(result.readings),
                           f"{entry.stats.last_duration_ms:.0f}", detail)
         out.print(table)
         stats = svc.sink.stats()

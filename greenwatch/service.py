@@ -76,7 +76,7 @@ def make_writer(cfg: InfluxConfig) -> LineWriter:
 class Service:
     """Everything one collector process runs. Use as `async with Service(loaded)`."""
 
-    def __init__(self, loaded: Loaded, shard: tuple[int, int] | None = None) -> None:
+    def __init__(self, loaded: Loaded, shard: tuple[int, int] | None = None, once: bool = False) -> None:
         self.loaded = loaded
         self.shard = shard
         config = loaded.config
@@ -87,7 +87,7 @@ class Service:
                 continue
             source = make_source(config, site, device, loaded.profiles, self.engine)
             entries.append(Entry(site, device, source, device.interval or config.defaults.interval))
-        self.spool = Spool(spool_path(config.spool.path, shard), config.spool.max_size)
+        self.spool = Spool(spool_path(config.spool.path, shard, once), config.spool.max_size)
         self.writer = make_writer(config.influxdb)
         self.sink = Sink(self.spool, self.writer, batch_size=config.influxdb.batch_size)
         self.collector = Collector(entries, self.sink, config.collector.concurrency)
@@ -126,12 +126,15 @@ class Service:
         log.info("stopping: finishing polls in flight and draining to InfluxDB")
 
 
-def spool_path(path: Path, shard: tuple[int, int] | None) -> Path:
-    """Each shard has a spool of its own: shards run side by side, and a spool is
-    one process's."""
-    if shard is None:
-        return path
-    return path.with_name(f"{path.stem}.shard{shard[0] + 1}of{shard[1]}{path.suffix}")
+def spool_path(path: Path, shard: tuple[int, int] | None, once: bool = False) -> Path:
+    """A spool is one process's. So each shard has its own, and so does `poll --once`,
+    which may run beside the service (what it cannot write now, its next run sends)."""
+    parts = [path.stem]
+    if shard is not None:
+        parts.append(f"shard{shard[0] + 1}of{shard[1]}")
+    if once:
+        parts.append("once")
+    return path.with_name(".".join(parts) + path.suffix)
 
 
 def in_shard(site: str, device: str, index: int, count: int) -> bool:

@@ -47,4 +47,4 @@ def test_two_processes_poll_every_device_exactly_once(tmp_path, snmpsim, influxd
     assert sorted(seen) == sorted(expected)  # none missed, none twice
     assert all(r["up"] == 1 for r in polls)
     # Each shard kept its own spool beside the config.
-    assert (tmp_path / "spool.shard1of2.db").exists() and (tmp_path / "spool.shard2of2.db").exists()
+    assert (tmp_path / "spool.shard1of2.once.db").exists() and (tmp_path / "spool.shard2of2.once.db").exists()

@@ -118,3 +118,21 @@ FIELDS: dict[str, dict[str, str]] = {
 
 # Dimensions whose values are whole numbers (counters and states): written as integers.
 INTEGER_DIMENSIONS = frozenset({"count", "state"})
+
+
+# Which power scope stands for what the whole device draws, in order of preference:
+# its own total where it has one, else its inlets (or phases, or power supplies) add
+# up to it. Never sum across scopes (see docs/metrics.md). `output` is not here: a
+# UPS's output or a switch's PoE is power handed on, not what the device draws.
+TOTAL_SCOPES = ("device", "inlet", "phase", "psu")
+
+
+def device_watts(samples: list[Sample]) -> float | None:
+    """The device's total active power from one poll's samples, or None."""
+    by_scope: dict[str, float] = {}
+    for sample in samples:
+        watts = sample.fields.get("watts")
+        if sample.measurement == POWER and isinstance(watts, int | float):
+            scope = sample.tags.get("scope", "")
+            by_scope[scope] = by_scope.get(scope, 0.0) + float(watts)
+    return next((by_scope[s] for s in TOTAL_SCOPES if s in by_scope), None)
