@@ -37,7 +37,7 @@ def test_v3_authpriv_and_wrong_keys(tmp_path, snmpd, influxdb, influx_db, engine
         assert secret not in result.stdout + result.stderr
 
     polls = {r["device"]: r for r in influxdb.rows("SELECT * FROM poll", influx_db)}
-    assert polls["host-sha256"]["up"] == 1 and polls["host-sha1"]["up"] == 1
+    assert polls["host-sha256"]["up"] == 1 and polls["host-sha1"]["up"] == 1, polls
     assert polls["wrong-auth"]["up"] == 0
     assert "authentication" in polls["wrong-auth"]["error"].lower()
     # snmpd drops what it cannot decrypt, so a wrong priv key looks like silence.

@@ -111,14 +111,26 @@ class PysnmpEngine:
     name = "pysnmp"
 
     def __init__(self) -> None:
-        self._engine = _PySnmpEngine()
+        self._engines = [_new_engine()]
+        # Which keys each engine holds for each v3 user name (see _engine_for).
+        self._v3_users: list[dict[str, tuple]] = [{}]
         self._transports: dict[tuple[str, int, float, int], object] = {}
-        # pysnmp builds its MIB view (and, where pysmi is installed, a MIB compiler)
-        # on the first request: up to a second or two with the event loop blocked.
-        # Pay that here, before any device is scheduled, not inside the first polls.
-        CommandGeneratorVarBinds().make_varbinds(
-            self._engine.cache, (ObjectType(ObjectIdentity(SYS_OBJECT_ID)),)
-        )
+
+    def _engine_for(self, target: Target) -> _PySnmpEngine:
+        """pysnmp keeps one set of keys per SNMPv3 user name in an engine: two devices
+        with the same user name but different keys would overwrite each other's. The
+        first engine that has not seen this user name, or has it with these very keys,
+        serves the target; a new engine is made only for a clash."""
+        if target.version != "3":
+            return self._engines[0]
+        keys = (target.auth_protocol, target.auth_key, target.priv_protocol, target.priv_key)
+        for engine, users in zip(self._engines, self._v3_users):
+            known = users.setdefault(target.user or "", keys)
+            if known == keys:
+                return engine
+        self._engines.append(_new_engine())
+        self._v3_users.append({target.user or "": keys})
+        return self._engines[-1]
 
     def _auth_data(self, target: Target) -> object:
         if target.version in ("1", "2c"):
@@ -151,7 +163,7 @@ class PysnmpEngine:
             return {}
         transport = await self._transport(target)
         indication, status, index, var_binds = await get_cmd(
-            self._engine,
+            self._engine_for(target),
             self._auth_data(target),
             transport,
             ContextData(contextName=target.context),
@@ -180,6 +192,7 @@ class PysnmpEngine:
             return result
         transport = await self._transport(target)
         auth = self._auth_data(target)
+        engine = self._engine_for(target)
         context = ContextData(contextName=target.context)
         # Cursor per column still being walked: column -> last OID seen.
         cursors = {col: col for col in columns}
@@ -189,14 +202,14 @@ class PysnmpEngine:
             active = list(cursors)
             if target.version == "1":
                 indication, status, index, var_binds = await next_cmd(
-                    self._engine, auth, transport, context,
+                    engine, auth, transport, context,
                     *[ObjectType(ObjectIdentity(cursors[c])) for c in active],
                     lookupMib=False,
                 )
                 rows = [var_binds] if not indication and not status else []
             else:
                 indication, status, index, var_binds = await bulk_cmd(
-                    self._engine, auth, transport, context,
+                    engine, auth, transport, context,
                     0, max(1, target.max_repetitions // len(active)),
                     *[ObjectType(ObjectIdentity(cursors[c])) for c in active],
                     lookupMib=False,
@@ -234,7 +247,17 @@ class PysnmpEngine:
         return result
 
     async def close(self) -> None:
-        self._engine.close_dispatcher()
+        for engine in self._engines:
+            engine.close_dispatcher()
+
+
+def _new_engine() -> _PySnmpEngine:
+    engine = _PySnmpEngine()
+    # pysnmp builds its MIB view (and, where pysmi is installed, a MIB compiler) on
+    # the first request: up to a second or two with the event loop blocked. Pay that
+    # here, before any device is scheduled, not inside the first polls.
+    CommandGeneratorVarBinds().make_varbinds(engine.cache, (ObjectType(ObjectIdentity(SYS_OBJECT_ID)),))
+    return engine
 
 
 def _oid_key(oid: str) -> tuple[int, ...]:
