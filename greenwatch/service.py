@@ -24,7 +24,7 @@ from greenwatch.core.config import Config, InfluxConfig, load_config
 from greenwatch.core.influx import InfluxClient, InfluxV2Writer, LineWriter
 from greenwatch.core.sink import Sink
 from greenwatch.core.spool import Spool
-from greenwatch.core.yamlfile import InputError, line_of, load_yaml
+from greenwatch.core.yamlfile import InputError, load_yaml, problem_at
 
 log = logging.getLogger("greenwatch")
 
@@ -44,19 +44,18 @@ def load(path: Path | str) -> Loaded:
     path = Path(path)
     config = load_config(path)
     profiles = load_profiles(config.collector.profile_dirs)
-    problems = []
-    _, node = load_yaml(path)
-    for s_index, site in enumerate(config.sites):
-        for d_index, device in enumerate(site.devices):
-            for name in device_profile_names(device):
-                if name not in profiles.profiles:
-                    line = line_of(node, ["sites", s_index, "devices", d_index, "profile"])
-                    problems.append(
-                        f"{path}:{line}: sites[{s_index}].devices[{d_index}].profile: unknown profile "
-                        f"{name!r} (known: {', '.join(sorted(profiles.profiles))})"
-                    )
-    if problems:
-        raise InputError(problems)
+    unknown = [
+        (("sites", s_index, "devices", d_index, "profile"), name)
+        for s_index, site in enumerate(config.sites)
+        for d_index, device in enumerate(site.devices)
+        for name in device_profile_names(device)
+        if name not in profiles.profiles
+    ]
+    if unknown:
+        _, node = load_yaml(path)  # again, only now, for the line numbers
+        known = ", ".join(sorted(profiles.profiles))
+        raise InputError([problem_at(path, node, loc, f"unknown profile {name!r} (known: {known})")
+                          for loc, name in unknown])
     return Loaded(path, config, profiles)
 
 

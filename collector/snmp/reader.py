@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from greenwatch.core.schema import FIELDS, INTEGER_DIMENSIONS, Sample
 from greenwatch.core.units import UNITS
 
-from ..profiles import IndexEntity, Metric, OidRef, Profile, Symbol
+from ..profiles import Column, IndexEntity, Metric, OidRef, Profile, Symbol
 from .engine import COUNTER32, NUMERIC_TYPES, OCTETS, Var
 
 _COUNTER32_MODULUS = 2**32
@@ -117,14 +117,15 @@ class Reader:
     def _read_table(self, metric: Metric, columns: dict[str, dict[str, Var]], points: dict,
                     problems: list[str], time_ns: int) -> None:
         indexes: dict[str, None] = {}
-        for sym in metric.symbols:
-            indexes.update(dict.fromkeys(columns.get(sym.OID, {})))
+        value_columns = [columns.get(sym.OID, {}) for sym in metric.symbols]
+        for column in value_columns:
+            indexes.update(dict.fromkeys(column))
         for index in indexes:
             parts = index.split(".")
 
             def cell(ref: OidRef, index: str = index, parts: list[str] = parts) -> Var | None:
                 # A column indexed by some parts of this row's index (`index: [...]`).
-                wanted = getattr(ref, "index", None)
+                wanted = ref.index if isinstance(ref, Column) else None
                 key = index if wanted is None else _index_parts(parts, wanted)
                 return columns.get(ref.OID, {}).get(key) if key is not None else None
 
@@ -157,8 +158,8 @@ class Reader:
                         extra[tag.tag] = decode_text(var)
                 elif tag.index is not None and tag.index <= len(parts):
                     extra[tag.tag] = parts[tag.index - 1]
-            for sym in metric.symbols:
-                var = cell(sym)
+            for sym, column in zip(metric.symbols, value_columns):
+                var = column.get(index)
                 if var is None:
                     continue  # sparse tables are normal: a column may skip rows
                 measurement = sym.measurement or metric.measurement

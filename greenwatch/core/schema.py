@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 # Measurements
 POWER = "power"
@@ -59,7 +60,9 @@ class Sample:
         return f"{head} {fields} {self.time_ns}"
 
 
+@lru_cache(maxsize=65536)
 def _escape_key(text: str, measurement: bool = False) -> str:
+    # Cached: the same tag keys and values come back on every poll of every device.
     # In measurements, tag keys, tag values and field keys a backslash is literal
     # unless it precedes a comma, space or '=': InfluxDB stores "a\b" as written,
     # so doubling it would store two. A trailing backslash cannot be written at all

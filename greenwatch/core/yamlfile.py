@@ -15,6 +15,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 class InputError(Exception):
     """Bad input from a file the user wrote: one message per problem, each naming
     the file, the line where known, the field and what was expected."""
@@ -30,14 +33,20 @@ def load_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise InputError([f"{path}: cannot read: {exc.strerror or exc}"]) from exc
+    # One parse gives both the node tree (for line numbers) and the data built from
+    # it; libyaml's C parser where PyYAML has it, as a 10,000-device inventory is
+    # megabytes of YAML.
+    loader = _Loader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or str(exc)
         raise InputError([f"{where}: not valid YAML: {problem}"]) from exc
+    finally:
+        loader.dispose()
     return data, node
 
 
