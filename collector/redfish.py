@@ -47,7 +47,7 @@ from yarl import URL
 from greenwatch.core.config import Defaults, Device, RedfishConfig, Site
 from greenwatch.core.schema import POWER, Sample
 
-from .http_power import (
+from .http_common import (
     SourceFailure,
     basic_header,
     describe_failure,

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import textwrap
 
 from greenwatch.collector.profiles import load_profiles
 from greenwatch.collector.snmp.engine import COUNTER32, Var
