@@ -181,16 +181,17 @@ class Collector:
         log.info("%s: poll skipped: %s", entry.key, why)
 
     async def stop(self, timeout_s: float = 10.0) -> None:
-        """Stop scheduling; let polls in flight finish (up to timeout_s), then cancel."""
-        if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
-            self._scheduler = None
+        """Start no more polls; let those in flight finish (up to timeout_s), then
+        cancel what is left. Pausing first matters: APScheduler's shutdown cancels
+        running jobs, which would cut polls short in the middle of their write."""
+        if self._scheduler is None:
+            return
+        self._scheduler.pause()
         pending = list(self._inflight)
         if pending:
-            done, still = await asyncio.wait(pending, timeout=timeout_s)
-            for task in still:
-                task.cancel()
-            await asyncio.gather(*still, return_exceptions=True)
+            await asyncio.wait(pending, timeout=timeout_s)
+        self._scheduler.shutdown(wait=False)
+        self._scheduler = None
 
 
 def assign_offsets(entries: list[Entry]) -> None:
