@@ -134,8 +134,10 @@ def _profiles(args: argparse.Namespace) -> int:
     profiles = load_profiles(dirs)
     if args.action == "list":
         table = Table(title="SNMP profiles")
-        for col in ("name", "kind", "sysobjectid", "extends", "metrics", "description"):
-            table.add_column(col)
+        table.add_column("name", no_wrap=True)
+        table.add_column("kind", no_wrap=True)
+        for col in ("sysobjectid", "extends", "metrics", "description"):
+            table.add_column(col, overflow="fold")
         for name in sorted(profiles.profiles):
             p = profiles.profiles[name]
             table.add_row(name, p.kind or "", "\n".join(p.sysobjectid), ", ".join(p.extends),
@@ -151,7 +153,7 @@ def _profiles(args: argparse.Namespace) -> int:
               f"extends: {', '.join(p.extends) or '-'}", highlight=False)
     table = Table()
     for col in ("measurement", "scope", "field", "MIB object", "OID", "unit", "scale"):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for m in p.metrics:
         for sym in m.all_symbols():
             oid = sym.OID if m.symbol is not None else f"{sym.OID}.<index>"
