@@ -58,10 +58,11 @@ class Sink:
       401/403, ...) back off exponentially from `retry_initial_s` to `retry_max_s`
       (or the server's Retry-After, if longer, still capped) and retry the SAME
       batch: nothing is skipped and the order is kept.
-    * Rejected data (`InfluxRejectedError`, 400/422) drops that batch, counts its
-      lines in `rejected` and logs the server's error text once. InfluxDB 1.x
-      answers a partial write (some points stored, some not) with 400 as well, so
-      that batch is dropped too rather than re-sending its good points forever.
+    * Rejected data (`InfluxRejectedError`, 400/422): the batch is halved and
+      retried until the refused line stands alone; only that line is dropped,
+      counted in `rejected` and logged with the server's error text. (InfluxDB 2.x
+      refuses a whole batch for one bad line; 1.x answers a partial write with 400
+      after storing the good points, which are then harmlessly written again.)
     * 413 (request too large) halves the batch and tries again; only a single
       line too large on its own is dropped as rejected.
     * `await flush(timeout_s)`: wait until the spool is empty.
@@ -216,6 +217,13 @@ class Sink:
                         continue
                     await self._reject(upto, lines, exc)
                 except InfluxRejectedError as exc:
+                    if len(lines) > 1:
+                        # One bad line must not cost the good ones beside it: halve
+                        # the batch until the bad line is alone, and drop only it.
+                        # (InfluxDB 1.x stored the good lines of a partial write
+                        # already; sending them again overwrites them with themselves.)
+                        limit = max(1, len(lines) // 2)
+                        continue
                     await self._reject(upto, lines, exc)
                 except Exception as exc:  # noqa: BLE001 - see below
                     # InfluxRetryableError and its auth subclass; and anything
