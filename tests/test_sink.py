@@ -236,18 +236,25 @@ async def test_too_large_batches_are_split_not_dropped(tmp_path: Path, spool: Sp
         server.stop()
 
 
-async def test_spool_bound_drops_show_in_sink_stats(tmp_path: Path) -> None:
+async def test_spool_bound_drops_show_in_sink_stats_and_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="greenwatch.core.sink")
     # room for exactly the newest ten lines
     spool = Spool(tmp_path / "spool.db", max_bytes=sum(len(s.to_line().encode()) for s in samples(15, 10)))
     try:
         async with InfluxClient("http://127.0.0.1:9", "db", timeout_s=0.5) as client:  # never reached
             sink = fast_sink(spool, client)
             await sink.write(samples(0, 25))  # not started: all stays in the spool
+            await sink.write(samples(25, 5))
             stats = sink.stats()
-            assert stats.dropped == 15
+            assert stats.dropped == 20
             assert stats.pending == 10
-            assert spool.peek(100)[1] == [s.to_line() for s in samples(15, 10)]
+            assert spool.peek(100)[1] == [s.to_line() for s in samples(20, 10)]
             assert await sink.flush(0.1) is False  # not started: never drains
+            # Said once (a minute may pass before it is said again), naming the spool.
+            warnings = [r.getMessage() for r in caplog.records if "is full" in r.getMessage()]
+            assert len(warnings) == 1 and str(spool.path) in warnings[0] and "15 so far" in warnings[0]
     finally:
         spool.close()
 

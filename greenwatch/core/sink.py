@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from dataclasses import dataclass
 
 from greenwatch.core.influx import (
@@ -105,6 +106,7 @@ class Sink:
         # Set by the drain task after every ack and whenever it goes idle, for flush().
         self._progress = asyncio.Event()
         self._inflight = False
+        self._last_full_warning = float("-inf")
 
     # -- producer side -----------------------------------------------------------
 
@@ -116,10 +118,25 @@ class Sink:
         """Append already-encoded line protocol (ns timestamps); durable on return."""
         if not lines:
             return
+        dropped_before = self.spool.dropped
         # The append waits for an fsync: do it in a worker thread so the event
         # loop (and every other collector on it) keeps running meanwhile.
         await asyncio.to_thread(self.spool.append, lines)
         self._wake.set()
+        if self.spool.dropped > dropped_before:
+            self._warn_full()
+
+    def _warn_full(self) -> None:
+        """Say so when the spool's bound pushes out data, at most once a minute."""
+        now = time.monotonic()
+        if now - self._last_full_warning < 60:
+            return
+        self._last_full_warning = now
+        self.log.warning(
+            "spool %s is full (max %d bytes): the oldest lines are being dropped "
+            "(%d so far, %d pending); InfluxDB has not taken data for a while",
+            self.spool.path, self.spool.max_bytes, self.spool.dropped, self.spool.pending,
+        )
 
     # -- lifecycle ---------------------------------------------------------------
 
