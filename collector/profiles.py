@@ -307,12 +307,13 @@ class ProfileSet:
 
     def match(self, sysobjectid: str) -> Profile | None:
         """The most specific profile whose pattern matches: an exact OID beats a
-        wildcard, and a longer literal prefix beats a shorter one."""
+        wildcard, and a longer literal prefix beats a shorter one. On a tie the one
+        loaded last wins, so a user's profile_dirs beat the shipped profiles."""
         best: tuple[tuple[int, int], Profile] | None = None
         for profile in self.profiles.values():
             for pattern in profile.sysobjectid:
                 score = _match_score(pattern, sysobjectid)
-                if score is not None and (best is None or score > best[0]):
+                if score is not None and (best is None or score >= best[0]):
                     best = (score, profile)
         return best[1] if best else None
 

@@ -524,3 +524,12 @@ def test_every_problem_in_every_file_is_reported_at_once(tmp_path):
     message = str(caught.value)
     assert f"{tmp_path / 'one.yaml'}:2:" in message and f"{tmp_path / 'two.yaml'}:1:" in message
     assert "unknown kind 'toaster'" in message
+
+
+def test_a_user_profile_wins_a_sysobjectid_tie_with_a_shipped_one(tmp_path):
+    shipped = load_profiles().match("1.3.6.1.4.1.318.1.3.4.6")
+    assert shipped is not None and shipped.name == "apc-rpdu2"
+    (tmp_path / "my-apc.yaml").write_text(
+        "sysobjectid: 1.3.6.1.4.1.318.1.3.4.6\nkind: pdu\nextends: [apc-rpdu2]\n"
+    )
+    assert load_profiles([tmp_path]).match("1.3.6.1.4.1.318.1.3.4.6").name == "my-apc"
