@@ -3,7 +3,7 @@
 The format follows Datadog's SNMP profiles (`sysobjectid`, `extends`, `metrics` with
 `symbol` or `table` + `symbols`, `metric_tags`), extended with greenwatch's schema
 keys: `measurement`, `field`, `unit`, `scale_factor`, `decimals_from`,
-`si_prefix_from`, `mapping`, `valid_min`, `scope`, `entity`, `label`, `filter`.
+`si_prefix_from`, `mapping`, `valid_min`, `valid_max`, `scope`, `entity`, `label`, `filter`.
 Rows of a table can be told apart by parts of their index: `entity: {index: [...]}`,
 `filter: {index: n, equals: [...]}`, and a column from a table with a shorter index
 read with `index: [...]` (e.g. a label). The engine knows
@@ -92,6 +92,8 @@ class Symbol(OidRef):
     # as -1 "not available", APC's negative efficiency codes): the field is left out of
     # the point, silently; it is not a problem with the device.
     valid_min: float | None = None
+    # Likewise above this (ENTITY-SENSOR-MIB's +1000000000 "overflow").
+    valid_max: float | None = None
 
     @model_validator(mode="after")
     def _known_unit(self) -> Symbol:

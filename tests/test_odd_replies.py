@@ -115,3 +115,24 @@ def test_reader_refuses_a_value_of_the_wrong_type(tmp_path):
     )
     assert any("oddPower" in p and "ObjectIdentifier" in p for p in problems)
     assert [s.fields for s in samples] == [{"in_octets": 5}]
+
+
+def test_entity_sensor_overflow_and_underflow_are_not_readings():
+    from greenwatch.collector.snmp.engine import INTEGER
+
+    profile = load_profiles().get("entity-sensor")
+    reader = Reader(profile, {"site": "s", "device": "d", "kind": "switch"})
+    base = "1.3.6.1.2.1.99.1.1.1"
+
+    def row(index: str, value: int) -> dict[str, Var]:
+        return {index: Var(INTEGER, value)}
+
+    columns = {
+        f"{base}.1": {**row("1", 6), **row("2", 6), **row("3", 6)},  # watts sensors
+        f"{base}.2": {**row("1", 9), **row("2", 9), **row("3", 9)},  # units
+        f"{base}.3": {**row("1", 1), **row("2", 1), **row("3", 1)},  # one decimal place
+        f"{base}.4": {**row("1", 1234), **row("2", 1_000_000_000), **row("3", -1_000_000_000)},
+    }
+    samples, problems = reader.read({}, columns, 1)
+    assert problems == []
+    assert {s.tags["entity"]: s.fields["watts"] for s in samples} == {"1": 123.4}

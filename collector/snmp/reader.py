@@ -176,7 +176,9 @@ class Reader:
             shown = decode_text(var)[:40] if var.type == OCTETS else var.type
             problems.append(f"{sym.name} ({key}): expected a number, got {shown!r}")
             return None
-        if sym.valid_min is not None and raw < sym.valid_min:
+        if (sym.valid_min is not None and raw < sym.valid_min) or (
+            sym.valid_max is not None and raw > sym.valid_max
+        ):
             return None  # the device's "no reading" sentinel: not a problem
         if var.type == COUNTER32:
             raw = self.counters.monotonic(key, int(raw))
