@@ -6,6 +6,7 @@ profiles already carry numeric OIDs.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Sequence
 
 from pysnmp.hlapi.v3arch.asyncio import (
@@ -22,6 +23,7 @@ from pysnmp.hlapi.v3arch.asyncio import (
     next_cmd,
 )
 from pysnmp.hlapi.v3arch.asyncio import auth as _auth
+from pysnmp.entity import config as _config
 from pysnmp.hlapi.varbinds import CommandGeneratorVarBinds
 from pysnmp.proto import rfc1902, rfc1905
 from pyasn1.type import univ
@@ -71,6 +73,8 @@ _TYPES: list[tuple[type, str]] = [
 ]
 
 SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"
+# Asked of the kernel for pysnmp's shared UDP socket (it caps it at net.core.rmem_max).
+RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
 
 _NO_VALUE = (rfc1905.NoSuchObject, rfc1905.NoSuchInstance, rfc1905.EndOfMibView, univ.Null)
 
@@ -115,6 +119,7 @@ class PysnmpEngine:
         # Which keys each engine holds for each v3 user name (see _engine_for).
         self._v3_users: list[dict[str, tuple]] = [{}]
         self._transports: dict[tuple[str, int, float, int], object] = {}
+        self._widened: set[tuple[int, tuple[int, ...]]] = set()
 
     def _engine_for(self, target: Target) -> _PySnmpEngine:
         """pysnmp keeps one set of keys per SNMPv3 user name in an engine: two devices
@@ -144,6 +149,25 @@ class PysnmpEngine:
             kwargs["privProtocol"] = _PRIV[target.priv_protocol]
         return UsmUserData(target.user or "", **kwargs)
 
+    def _widen_receive_buffer(self, engine: _PySnmpEngine, transport: object) -> None:
+        """Every device shares one pysnmp engine's UDP socket: with many polls in
+        flight, replies overflow the kernel's default receive buffer and are lost
+        (each loss a timeout and a retry). Ask for a larger buffer once the socket
+        exists (pysnmp opens it on the first request)."""
+        domain = transport.TRANSPORT_DOMAIN  # type: ignore[attr-defined]
+        key = (id(engine), domain)
+        if key in self._widened:
+            return
+        carrier = _config.get_transport(engine, domain)
+        sock = carrier.transport.get_extra_info("socket") if getattr(carrier, "transport", None) else None
+        if sock is None:
+            return
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
+        except OSError:
+            pass  # the kernel's limit stands; nothing to do but go on
+        self._widened.add(key)
+
     async def _transport(self, target: Target) -> object:
         key = (target.host, target.port, target.timeout, target.retries)
         transport = self._transports.get(key)
@@ -162,14 +186,16 @@ class PysnmpEngine:
         if not oids:
             return {}
         transport = await self._transport(target)
+        engine = self._engine_for(target)
         indication, status, index, var_binds = await get_cmd(
-            self._engine_for(target),
+            engine,
             self._auth_data(target),
             transport,
             ContextData(contextName=target.context),
             *[ObjectType(ObjectIdentity(oid)) for oid in oids],
             lookupMib=False,
         )
+        self._widen_receive_buffer(engine, transport)
         if indication:
             raise SnmpError(_describe(indication))
         if status:
@@ -217,6 +243,7 @@ class PysnmpEngine:
                 # A GETBULK reply interleaves the columns row by row.
                 width = len(active)
                 rows = [var_binds[i : i + width] for i in range(0, len(var_binds), width)]
+            self._widen_receive_buffer(engine, transport)
             if indication:
                 raise SnmpError(_describe(indication))
             if status:
