@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 # Value types, as the SNMP SMI names them.
 INTEGER = "Integer"
@@ -25,9 +25,10 @@ OPAQUE = "Opaque"
 NUMERIC_TYPES = frozenset({INTEGER, GAUGE, COUNTER32, COUNTER64, TIMETICKS})
 
 
-@dataclass(frozen=True, slots=True)
-class Var:
-    """One SNMP value: its SMI type and its Python value (int, bytes or str)."""
+class Var(NamedTuple):
+    """One SNMP value: its SMI type and its Python value (int, bytes or str).
+    A NamedTuple, not a dataclass: one is made per OID read, and a tuple is made
+    several times faster."""
 
     type: str
     value: int | bytes | str

@@ -380,11 +380,23 @@ class GufoEngine:
         append = out.append
         seen: set[str] = set()
         remember = seen.add
-        request = self._request
+        # The first request goes through _request (v3 resync check, bookkeeping);
+        # the rest, one await per OID, only fall back to its recovery on failure.
+        first = True
         while True:
             try:
-                item = await request(target, entry, step)
+                if first:
+                    item = await self._request(target, entry, step)
+                    first = False
+                else:
+                    try:
+                        item = await step()
+                    except StopAsyncIteration:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - sorted out in _recover
+                        item = await self._recover(target, entry, step, exc)
             except StopAsyncIteration:
+                entry.last_ok = time.monotonic()
                 return out
             if item[0] in seen:
                 return out  # the agent went back: stop, not loop
