@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from .schema import KINDS, RESERVED_TAGS
 from .yamlfile import parse_model
 
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -369,14 +370,14 @@ class Device(Strict):
 
     @field_validator("tags", mode="before")
     @classmethod
-    def _tags_are_strings(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            from .schema import RESERVED_TAGS
+    def _tags(cls, value: Any) -> Any:
+        return inventory_tags(value)
 
-            clash = sorted(set(value) & set(RESERVED_TAGS))
-            if clash:
-                raise ValueError(f"tag names {clash} are reserved by the metric schema")
-            return {str(k): str(v) for k, v in value.items()}
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str | None) -> str | None:
+        if value is not None and value not in KINDS:
+            raise ValueError(f"unknown kind {value!r}: expected one of {', '.join(KINDS)}")
         return value
 
     @field_validator("address")
@@ -401,6 +402,16 @@ class Device(Strict):
         if self.address is None:
             raise ValueError(f"device {self.name!r} has no address")
         return split_address(self.address, default_port)
+
+
+def inventory_tags(value: Any) -> Any:
+    """A site's or device's `tags:` as strings; the schema's own tag names are refused."""
+    if isinstance(value, dict):
+        clash = sorted(set(value) & set(RESERVED_TAGS))
+        if clash:
+            raise ValueError(f"tag names {clash} are reserved by the metric schema")
+        return {str(k): str(v) for k, v in value.items()}
+    return value
 
 
 def split_address(address: str, default_port: int) -> tuple[str, int]:
@@ -433,6 +444,11 @@ class Site(Strict):
     name: str = Field(min_length=1)
     tags: dict[str, str] = {}
     devices: list[Device] = []
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _tags(cls, value: Any) -> Any:
+        return inventory_tags(value)
 
     @model_validator(mode="after")
     def _unique_devices(self) -> Site:
