@@ -167,6 +167,26 @@ BAD_CASES = {
         """,
         ":5: sites[0].devices[0].address: port must be 1-65535",
     ),
+    "unknown kind": (
+        """\
+        sites:
+          - name: s
+            devices:
+              - name: a
+                address: 10.0.0.1
+                snmp: {version: 2c, community: x}
+                kind: pud
+        """,
+        ":7: sites[0].devices[0].kind: unknown kind 'pud'",
+    ),
+    "reserved tag": (
+        """\
+        sites:
+          - name: s
+            tags: {site: other}
+        """,
+        ":3: sites[0].tags: tag names ['site'] are reserved",
+    ),
     "not yaml": ("sites: [\n", "not valid YAML"),
 }
 
@@ -175,7 +195,9 @@ BAD_CASES = {
 def test_bad_config_names_the_place_and_exits_2(tmp_path, case):
     text, expected = BAD_CASES[case]
     path = write(tmp_path, text)
-    for command in ("check", "run", "poll"):
+    # Every command refuses a bad config the same way; one case shows it for all three.
+    commands = ("check", "run", "poll") if case == "wrong type" else ("check",)
+    for command in commands:
         args = [command, "--config", str(path)] + (["--once"] if command == "poll" else [])
         result = cli(*args)
         assert result.returncode == 2, (command, result.stdout, result.stderr)
