@@ -117,12 +117,27 @@ class Service:
         flushed = await self.sink.flush(flush_timeout_s)
         return results, flushed
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Poll on schedule until `stop` is set."""
+    async def run(self, stop: asyncio.Event, summary_every_s: float = 300.0) -> None:
+        """Poll on schedule until `stop` is set, logging a summary now and then."""
         self.collector.start()
-        log.info("polling %d devices", len(self.collector.entries))
-        await stop.wait()
+        log.info("polling %d devices into %s", len(self.collector.entries), self.writer)
+        while not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), summary_every_s)
+            except TimeoutError:
+                self._log_summary()
         log.info("stopping: finishing polls in flight and draining to InfluxDB")
+
+    def _log_summary(self) -> None:
+        """One line an operator can watch: what answered, what did not, what waits."""
+        entries = self.collector.entries
+        down = [e.key for e in entries if e.stats.polls and e.stats.last_error]
+        stats = self.sink.stats()
+        log.info(
+            "%d devices: %d down%s; %d polls skipped so far; InfluxDB took %d points, %d pending, %d dropped",
+            len(entries), len(down), f" ({', '.join(down[:5])}{', ...' if len(down) > 5 else ''})" if down else "",
+            sum(e.stats.skipped for e in entries), stats.written, stats.pending, stats.dropped + stats.rejected,
+        )
 
 
 def spool_path(path: Path, shard: tuple[int, int] | None, once: bool = False) -> Path:
