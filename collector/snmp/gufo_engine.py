@@ -402,6 +402,19 @@ class GufoEngine:
                 return out  # the agent went back: stop, not loop
             remember(item[0])
             append(item)
+            # gufo's GETBULK iterator keeps the rest of a reply in `_buffer` and hands
+            # it out one await at a time; take it in one go instead (the per-OID await
+            # was the largest cost of a poll). None in it marks the end of the walk.
+            # Should a gufo release drop `_buffer`, the loop above still does it all.
+            buffer = getattr(iterator, "_buffer", None)
+            if type(buffer) is list and buffer:
+                for item in buffer:
+                    if item is None or item[0] in seen:
+                        entry.last_ok = time.monotonic()
+                        return out
+                    remember(item[0])
+                    append(item)
+                buffer.clear()
             if len(out) > 10_000_000:  # a broken agent counting forever
                 raise SnmpError(f"walk of {column} did not end after 10 million rows")
 
