@@ -366,12 +366,21 @@ async def test_sibling_chassis_report_under_their_ids(bmc_factory, sources):
 
 # -- DMTF's public mockup --------------------------------------------------------------
 
+@pytest.fixture
+def dmtf_mockup() -> Path:
+    """DMTF's public mockup, from the project's shared folder beside the repository
+    (CI lays it there too). Missing is a failure, never a skip."""
+    if not (DMTF / "index.json").is_file():
+        pytest.fail(f"DMTF's public Redfish mockup is not at {DMTF}: the shared folder belongs beside the repo")
+    return DMTF
+
+
 def _dmtf(path: str) -> Any:
     rel = path[len(V1):].strip("/")
     return json.loads((DMTF / rel / "index.json").read_text())
 
 
-@pytest.mark.skipif(not DMTF.is_dir(), reason="DMTF public mockup not present")
+@pytest.mark.usefixtures("dmtf_mockup")
 async def test_dmtf_public_rackmount1(bmc_factory, sources):
     bmc = await bmc_factory(DMTF)
     result = await sources(bmc.url).poll()
@@ -399,7 +408,7 @@ async def test_dmtf_public_rackmount1(bmc_factory, sources):
     assert bmc.gets(f"{V1}/Chassis/1U/Sensors/TotalPower") == 0
 
 
-@pytest.mark.skipif(not DMTF.is_dir(), reason="DMTF public mockup not present")
+@pytest.mark.usefixtures("dmtf_mockup")
 async def test_dmtf_public_rackmount1_as_a_legacy_bmc(bmc_factory, sources):
     """The same mockup with the chassis' new-schema links hidden, as older firmware would
     show it: the watts read are the legacy PowerConsumedWatts in its files."""
