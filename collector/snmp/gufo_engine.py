@@ -380,23 +380,13 @@ class GufoEngine:
         append = out.append
         seen: set[str] = set()
         remember = seen.add
-        # The first request goes through _request (v3 resync check, bookkeeping);
-        # the rest, one await per OID, only fall back to its recovery on failure.
-        first = True
+        request = self._request
         while True:
             try:
-                if first:
-                    item = await self._request(target, entry, step)
-                    first = False
-                else:
-                    try:
-                        item = await step()
-                    except StopAsyncIteration:
-                        raise
-                    except Exception as exc:  # noqa: BLE001 - sorted out in _recover
-                        item = await self._recover(target, entry, step, exc)
+                # One await per request: the rest of each GETBULK reply is taken
+                # from gufo's buffer below, without an await per OID.
+                item = await request(target, entry, step)
             except StopAsyncIteration:
-                entry.last_ok = time.monotonic()
                 return out
             if item[0] in seen:
                 return out  # the agent went back: stop, not loop
