@@ -270,8 +270,8 @@ def start_exporter(procs: Processes, tmp: Path, config: Path) -> tuple[subproces
 def discover(port: int, max_repetitions: int) -> dict[str, dict[str, Any]]:
     """Walk each table once with greenwatch's pysnmp engine: its columns and their
     SMI types (the workload every tool then reads)."""
-    from greenwatch.collector.snmp.engine import Target
-    from greenwatch.collector.snmp.pysnmp_engine import PysnmpEngine
+    from collector.snmp.engine import Target
+    from collector.snmp.pysnmp_engine import PysnmpEngine
 
     async def run() -> dict[str, dict[str, Any]]:
         engine = PysnmpEngine()
@@ -584,8 +584,8 @@ async def _worker_bare(spec: dict[str, Any]) -> dict[str, Any]:
 async def _worker_engine(spec: dict[str, Any], name: str) -> dict[str, Any]:
     """greenwatch's SnmpEngine.walk, one call per table with all its columns side by
     side, the tables of one device in parallel (as SnmpSource.poll does)."""
-    from greenwatch.collector.snmp.engine import Target
-    from greenwatch.collector.snmp.engines import make_engine
+    from collector.snmp.engine import Target
+    from collector.snmp.engines import make_engine
 
     engine = make_engine(name)
     targets = [Target("127.0.0.1", p, "2c", community=COMMUNITY, timeout=5.0, retries=1,
@@ -637,10 +637,10 @@ async def _worker_e2e(spec: dict[str, Any], name: str) -> dict[str, Any]:
     """The whole collection path: Collector.poll -> SnmpSource.poll (profile, engine,
     reader) -> Sink.write (line protocol into the SQLite spool, fsync) -> the sink's
     drain task -> InfluxDB /write. Timed until the spool is empty again."""
-    from greenwatch.collector.profiles import load_profiles
-    from greenwatch.collector.scheduler import Collector, Entry
-    from greenwatch.collector.snmp.engines import make_engine
-    from greenwatch.collector.snmp.source import SnmpSource
+    from collector.profiles import load_profiles
+    from collector.scheduler import Collector, Entry
+    from collector.snmp.engines import make_engine
+    from collector.snmp.source import SnmpSource
     from greenwatch.core.config import Defaults, Device, Site
     from greenwatch.core.influx import InfluxClient
     from greenwatch.core.sink import Sink
@@ -778,7 +778,7 @@ def main() -> None:
         worker_main(args.worker, args.spec)
         return
 
-    from greenwatch.collector.snmp.engines import available_engines
+    from collector.snmp.engines import available_engines
 
     engines = available_engines() if args.engine == "all" else [e.strip() for e in args.engine.split(",")]
     engines = sorted(engines, key=lambda e: ("pysnmp", "gufo").index(e) if e in ("pysnmp", "gufo") else 9)

@@ -27,7 +27,7 @@ from greenwatch.core.sink import Sink
 
 from .source import PollResult, Source
 
-log = logging.getLogger("greenwatch.collector")
+log = logging.getLogger("collector")
 
 
 @dataclass

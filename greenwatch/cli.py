@@ -127,7 +127,7 @@ async def _poll_once(loaded, shard) -> int:  # noqa: ANN001 (service types stay 
 
 
 def _profiles(args: argparse.Namespace) -> int:
-    from greenwatch.collector.profiles import load_profiles
+    from collector.profiles import load_profiles
     from greenwatch.core.config import load_config
 
     dirs = load_config(args.config).collector.profile_dirs if args.config else []

@@ -15,11 +15,11 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from greenwatch.collector.profiles import ProfileSet, load_profiles
-from greenwatch.collector.scheduler import Collector, Entry
-from greenwatch.collector.snmp.engines import make_engine
-from greenwatch.collector.sources import device_profile_names, make_source
-from greenwatch.collector.source import PollResult
+from collector.profiles import ProfileSet, load_profiles
+from collector.scheduler import Collector, Entry
+from collector.snmp.engines import make_engine
+from collector.sources import device_profile_names, make_source
+from collector.source import PollResult
 from greenwatch.core.config import Config, InfluxConfig, load_config
 from greenwatch.core.influx import InfluxClient, InfluxV2Writer, LineWriter
 from greenwatch.core.sink import Sink

@@ -6,7 +6,7 @@ from realparts.snmp import snmpsim, snmpd  # noqa: F401
 
 import pytest
 
-from greenwatch.collector.snmp.engines import ENGINE_NAMES, make_engine
+from collector.snmp.engines import ENGINE_NAMES, make_engine
 
 
 @pytest.fixture(params=ENGINE_NAMES)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from greenwatch.collector.profiles import ProfileSet, load_profiles
-from greenwatch.collector.snmp.engine import SnmpEngine
-from greenwatch.collector.snmp.source import SnmpSource
-from greenwatch.collector.source import PollResult
+from collector.profiles import ProfileSet, load_profiles
+from collector.snmp.engine import SnmpEngine
+from collector.snmp.source import SnmpSource
+from collector.source import PollResult
 from greenwatch.core.config import Defaults, Device, Site
 
 _PROFILES: ProfileSet | None = None

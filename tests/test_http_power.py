@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from greenwatch.collector.http_power import HttpPowerSource, at_path
+from collector.http_power import HttpPowerSource, at_path
 from greenwatch.core.config import Defaults, Device, Site, load_config
 from greenwatch.core.yamlfile import InputError
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from greenwatch.collector.profiles import load_profiles
-from greenwatch.collector.snmp.engine import COUNTER32, Var
-from greenwatch.collector.snmp.reader import CounterState, Reader
-from greenwatch.collector.snmp.source import SnmpSource
+from collector.profiles import load_profiles
+from collector.snmp.engine import COUNTER32, Var
+from collector.snmp.reader import CounterState, Reader
+from collector.snmp.source import SnmpSource
 from greenwatch.core.config import Defaults, Device, Site
 
 ODD = "1.3.6.1.4.1.99999"
@@ -118,7 +118,7 @@ def test_reader_refuses_a_value_of_the_wrong_type(tmp_path):
 
 
 def test_entity_sensor_overflow_and_underflow_are_not_readings():
-    from greenwatch.collector.snmp.engine import INTEGER
+    from collector.snmp.engine import INTEGER
 
     profile = load_profiles().get("entity-sensor")
     reader = Reader(profile, {"site": "s", "device": "d", "kind": "switch"})

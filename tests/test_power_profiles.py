@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import snmpsim
 
-from greenwatch.collector.profiles import load_profiles
+from collector.profiles import load_profiles
 from greenwatch.core.yamlfile import InputError
 from snmphelp import by_entity, make_source, profiles, tags_of
 

@@ -16,7 +16,7 @@ import snmpsim as snmpsim_package
 from collectorhelp import RECORDINGS, snmprec
 from snmphelp import make_source
 
-from greenwatch.collector.profiles import SHIPPED_DIR, load_profiles
+from collector.profiles import SHIPPED_DIR, load_profiles
 from greenwatch.core.schema import FIELDS
 from greenwatch.core.yamlfile import InputError
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from greenwatch.collector.redfish import RedfishSource
+from collector.redfish import RedfishSource
 from greenwatch.core.config import Defaults, Device, Site, load_config
 from greenwatch.core.yamlfile import InputError
 

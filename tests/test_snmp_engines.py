@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import snmpsim as snmpsim_package
 
-from greenwatch.collector.snmp.engine import (
+from collector.snmp.engine import (
     COUNTER32,
     COUNTER64,
     GAUGE,
@@ -34,9 +34,9 @@ from greenwatch.collector.snmp.engine import (
     Target,
     Var,
 )
-from greenwatch.collector.snmp.engines import ENGINE_NAMES, available_engines, make_engine
-from greenwatch.collector.snmp.gufo_engine import TIMEOUT_MESSAGE, GufoEngine
-from greenwatch.collector.snmp.pysnmp_engine import PysnmpEngine
+from collector.snmp.engines import ENGINE_NAMES, available_engines, make_engine
+from collector.snmp.gufo_engine import TIMEOUT_MESSAGE, GufoEngine
+from collector.snmp.pysnmp_engine import PysnmpEngine
 
 RECORDINGS = Path(__file__).parent / "recordings"
 SHIPPED = Path(snmpsim_package.__file__).parent / "data" / "recorded"

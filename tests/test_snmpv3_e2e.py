@@ -8,7 +8,7 @@ import pytest
 import yaml
 from collectorhelp import greenwatch, write_config
 
-from greenwatch.collector.snmp.engines import ENGINE_NAMES
+from collector.snmp.engines import ENGINE_NAMES
 
 
 @pytest.mark.parametrize("engine", ENGINE_NAMES)
