@@ -641,7 +641,8 @@ async def _worker_e2e(spec: dict[str, Any], name: str) -> dict[str, Any]:
     from collector.scheduler import Collector, Entry
     from collector.snmp.engines import make_engine
     from collector.snmp.source import SnmpSource
-    from greenwatch.core.config import Defaults, Device, Site
+    from collector.config import Defaults, Device
+    from greenwatch.config import Site
     from greenwatch.core.influx import InfluxClient
     from greenwatch.core.sink import Sink
     from greenwatch.core.spool import Spool

@@ -14,7 +14,8 @@ from urllib.parse import quote, quote_plus
 
 import aiohttp
 
-from greenwatch.core.config import Defaults, Device
+from collector.config import Defaults, Device
+
 
 class SourceFailure(Exception):
     """A request or reply that makes a reading impossible; the message names the

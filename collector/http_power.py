@@ -32,7 +32,8 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
-from greenwatch.core.config import Defaults, Device, HttpPowerConfig, Site
+from collector.config import Defaults, Device, HttpPowerConfig
+from greenwatch.core.config import SiteSettings
 from greenwatch.core.schema import FIELDS, POWER, Sample
 from greenwatch.core.units import UNITS
 
@@ -83,7 +84,7 @@ def at_path(data: Any, path: str) -> Any:
 class HttpPowerSource:
     """Polls one HTTP plug or meter. `poll` never raises for the device's fault."""
 
-    def __init__(self, site: Site, device: Device, defaults: Defaults) -> None:
+    def __init__(self, site: SiteSettings, device: Device, defaults: Defaults) -> None:
         if device.http is None:
             raise ValueError(f"device {device.name!r} has no http section")
         self.site, self.device = site, device

@@ -19,12 +19,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any
 
+import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from greenwatch.core.schema import FIELDS, KINDS, POWER, RESERVED_TAGS
 from greenwatch.core.units import UNITS
-import yaml
-
 from greenwatch.core.yamlfile import InputError, parse_model_with_node, problem_at
 
 SHIPPED_DIR = Path(__file__).parent / "profiles"

@@ -44,7 +44,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from yarl import URL
 
-from greenwatch.core.config import Defaults, Device, RedfishConfig, Site
+from collector.config import Defaults, Device, RedfishConfig
+from greenwatch.core.config import SiteSettings
 from greenwatch.core.schema import POWER, Sample
 
 from .http_common import (
@@ -169,7 +170,7 @@ def _path(target: str) -> str:
 class RedfishSource:
     """Polls one Redfish service. `poll` never raises for the device's fault."""
 
-    def __init__(self, site: Site, device: Device, defaults: Defaults) -> None:
+    def __init__(self, site: SiteSettings, device: Device, defaults: Defaults) -> None:
         if device.redfish is None:
             raise ValueError(f"device {device.name!r} has no redfish section")
         self.site, self.device = site, device

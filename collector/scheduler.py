@@ -21,7 +21,8 @@ from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobEve
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from greenwatch.core.config import Device, Site
+from collector.config import Device
+from greenwatch.core.config import SiteSettings
 from greenwatch.core.schema import POLL, Sample
 from greenwatch.core.sink import Sink
 
@@ -48,7 +49,7 @@ class DeviceStats:
 class Entry:
     """One device to poll: where it sits in the inventory and its source."""
 
-    site: Site
+    site: SiteSettings
     device: Device
     source: Source
     interval: float

@@ -3,7 +3,8 @@ config key means which kind of source."""
 
 from __future__ import annotations
 
-from greenwatch.core.config import Config, Device, Site
+from collector.config import Defaults, Device
+from greenwatch.core.config import SiteSettings
 
 from .http_power import HttpPowerSource
 from .profiles import ProfileSet
@@ -19,13 +20,13 @@ def device_profile_names(device: Device) -> list[str]:
     return [device.profile] if isinstance(device.profile, str) else list(device.profile)
 
 
-def make_source(config: Config, site: Site, device: Device, profiles: ProfileSet,
+def make_source(defaults: Defaults, site: SiteSettings, device: Device, profiles: ProfileSet,
                 engine: SnmpEngine) -> Source:
     """The device's source, by which source key its config has."""
     if device.redfish is not None:
-        return RedfishSource(site, device, config.defaults)
+        return RedfishSource(site, device, defaults)
     if device.http is not None:
-        return HttpPowerSource(site, device, config.defaults)
+        return HttpPowerSource(site, device, defaults)
     names = device_profile_names(device)
     profile = profiles.combined(names) if names else None
-    return SnmpSource(site, device, config.defaults, engine, profiles, profile)
+    return SnmpSource(site, device, defaults, engine, profiles, profile)

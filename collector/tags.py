@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from greenwatch.core.config import Device, Site
+from collector.config import Device
+from greenwatch.core.config import SiteSettings
 
 
-def base_tags(site: Site, device: Device, kind: str) -> dict[str, str]:
+def base_tags(site: SiteSettings, device: Device, kind: str) -> dict[str, str]:
     """The site's tags, then the device's, then site/device/kind (which nothing overrides)."""
     tags = dict(site.tags)
     tags.update(device.tags)

@@ -128,7 +128,7 @@ async def _poll_once(loaded, shard) -> int:  # noqa: ANN001 (service types stay 
 
 def _profiles(args: argparse.Namespace) -> int:
     from collector.profiles import load_profiles
-    from greenwatch.core.config import load_config
+    from greenwatch.config import load_config
 
     dirs = load_config(args.config).collector.profile_dirs if args.config else []
     profiles = load_profiles(dirs)

@@ -18,9 +18,10 @@ from pathlib import Path
 from collector.profiles import ProfileSet, load_profiles
 from collector.scheduler import Collector, Entry
 from collector.snmp.engines import make_engine
-from collector.sources import device_profile_names, make_source
 from collector.source import PollResult
-from greenwatch.core.config import Config, InfluxConfig, load_config
+from collector.sources import device_profile_names, make_source
+from greenwatch.config import Config, load_config
+from greenwatch.core.config import InfluxConfig
 from greenwatch.core.influx import InfluxClient, InfluxV2Writer, LineWriter
 from greenwatch.core.sink import Sink
 from greenwatch.core.spool import Spool
@@ -84,7 +85,7 @@ class Service:
         for site, device in config.devices():
             if shard is not None and not in_shard(site.name, device.name, *shard):
                 continue
-            source = make_source(config, site, device, loaded.profiles, self.engine)
+            source = make_source(config.defaults, site, device, loaded.profiles, self.engine)
             entries.append(Entry(site, device, source, device.interval or config.defaults.interval))
         self.spool = Spool(spool_path(config.spool.path, shard, once), config.spool.max_size)
         self.writer = make_writer(config.influxdb)

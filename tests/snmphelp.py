@@ -8,7 +8,8 @@ from collector.profiles import ProfileSet, load_profiles
 from collector.snmp.engine import SnmpEngine
 from collector.snmp.source import SnmpSource
 from collector.source import PollResult
-from greenwatch.core.config import Defaults, Device, Site
+from collector.config import Defaults, Device
+from greenwatch.config import Site
 
 _PROFILES: ProfileSet | None = None
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from greenwatch.core.config import load_config, parse_duration, split_address
+from greenwatch.core.config import parse_duration, split_address
+from greenwatch.config import load_config
 from greenwatch.core.yamlfile import InputError
 
 EXAMPLE = """\

@@ -11,7 +11,8 @@ from collector.profiles import load_profiles
 from collector.snmp.engine import COUNTER32, Var
 from collector.snmp.reader import CounterState, Reader
 from collector.snmp.source import SnmpSource
-from greenwatch.core.config import Defaults, Device, Site
+from collector.config import Defaults, Device
+from greenwatch.config import Site
 
 ODD = "1.3.6.1.4.1.99999"
 

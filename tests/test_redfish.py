@@ -17,7 +17,8 @@ import pytest
 from aiohttp import web
 
 from collector.redfish import RedfishSource
-from greenwatch.core.config import Defaults, Device, Site, load_config
+from collector.config import Defaults, Device
+from greenwatch.config import Site, load_config
 from greenwatch.core.yamlfile import InputError
 
 MOCKUPS = Path(__file__).parent / "redfish_mockups"

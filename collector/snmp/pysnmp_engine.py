@@ -9,24 +9,26 @@ from __future__ import annotations
 import socket
 from collections.abc import Sequence
 
+from pyasn1.type import univ
+from pysnmp.entity import config as _config
 from pysnmp.hlapi.v3arch.asyncio import (
     CommunityData,
     ContextData,
     ObjectIdentity,
     ObjectType,
-    SnmpEngine as _PySnmpEngine,
-    UdpTransportTarget,
     Udp6TransportTarget,
+    UdpTransportTarget,
     UsmUserData,
     bulk_cmd,
     get_cmd,
     next_cmd,
 )
+from pysnmp.hlapi.v3arch.asyncio import (
+    SnmpEngine as _PySnmpEngine,
+)
 from pysnmp.hlapi.v3arch.asyncio import auth as _auth
-from pysnmp.entity import config as _config
 from pysnmp.hlapi.varbinds import CommandGeneratorVarBinds
 from pysnmp.proto import rfc1902, rfc1905
-from pyasn1.type import univ
 
 from .engine import (
     COUNTER32,

@@ -6,11 +6,12 @@ import asyncio
 import logging
 import time
 
-from greenwatch.core.config import Defaults, Device, Site
+from collector.config import Defaults, Device
+from greenwatch.core.config import SiteSettings
 
 from ..profiles import Profile, ProfileSet
-from ..tags import base_tags
 from ..source import PollResult
+from ..tags import base_tags
 from .engine import SnmpEngine, SnmpError, Target
 from .reader import Reader
 
@@ -50,7 +51,7 @@ class SnmpSource:
     """Polls one device. The profile is the configured one, or the one matching the
     device's sysObjectID (looked up on the first successful poll)."""
 
-    def __init__(self, site: Site, device: Device, defaults: Defaults, engine: SnmpEngine,
+    def __init__(self, site: SiteSettings, device: Device, defaults: Defaults, engine: SnmpEngine,
                  profiles: ProfileSet, profile: Profile | None = None) -> None:
         self.site, self.device, self.defaults = site, device, defaults
         self.engine = engine

@@ -14,7 +14,6 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 

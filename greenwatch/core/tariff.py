@@ -1,0 +1,94 @@
+"""What a kWh costs at a site: one flat rate, or time-of-use bands by local time of
+day, optionally different on weekdays and weekends. Bands must cover each day once:
+overlaps and holes are config errors, so no kWh is priced twice or not at all.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from .calendar import minutes_of, parse_clock
+
+DayType = Literal["all", "weekday", "weekend"]
+
+
+class Band(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    start: str = Field(alias="from")
+    end: str = Field(alias="to")  # "24:00" for midnight at the end of the day
+    rate: float = Field(ge=0, allow_inf_nan=False)
+    days: DayType = "all"
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, value: str) -> str:
+        parse_clock(value)
+        return value
+
+    @field_validator("end")
+    @classmethod
+    def _end(cls, value: str) -> str:
+        parse_clock(value, allow_24=True)
+        return value
+
+    def span(self) -> tuple[int, int]:
+        """(start, end) in minutes; a band may wrap midnight (22:00-06:00)."""
+        return minutes_of(parse_clock(self.start)), minutes_of(parse_clock(self.end, allow_24=True))
+
+    def minutes(self) -> set[int]:
+        start, end = self.span()
+        if end > start:
+            return set(range(start, end))
+        return set(range(start, 1440)) | set(range(0, end))
+
+
+class Tariff(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    currency: str = Field("GBP", min_length=1, max_length=8)
+    # Price of one kWh in `currency`. Give either `rate` or `bands`.
+    rate: float | None = Field(None, ge=0, allow_inf_nan=False)
+    bands: list[Band] | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Tariff:
+        if (self.rate is None) == (self.bands is None):
+            raise ValueError("give either rate (one price per kWh) or bands (time of use)")
+        if self.bands is not None:
+            for day_type in ("weekday", "weekend"):
+                _check_cover(self.bands, day_type)
+        return self
+
+    def rate_at(self, local: dt.datetime) -> float:
+        """The price of a kWh used at this local time."""
+        if self.rate is not None:
+            return self.rate
+        day_type = "weekend" if local.weekday() >= 5 else "weekday"
+        minute = local.hour * 60 + local.minute
+        for band in self.bands or []:
+            if band.days in ("all", day_type) and minute in band.minutes():
+                return band.rate
+        raise AssertionError("validated bands cover every minute")
+
+
+def _check_cover(bands: list[Band], day_type: str) -> None:
+    owner: dict[int, str] = {}
+    for band in bands:
+        if band.days not in ("all", day_type):
+            continue
+        name = f"{band.start}-{band.end}" + ("" if band.days == "all" else f" ({band.days})")
+        for minute in band.minutes():
+            if minute in owner:
+                raise ValueError(f"bands {owner[minute]} and {name} overlap at {_clock(minute)} on {day_type}s")
+            owner[minute] = name
+    missing = [m for m in range(1440) if m not in owner]
+    if missing:
+        raise ValueError(f"no band covers {_clock(missing[0])} on {day_type}s; bands must cover the whole day")
+
+
+def _clock(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"
