@@ -12,7 +12,8 @@ import asyncio
 import hashlib
 import logging
 import signal
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from collector.profiles import ProfileSet, load_profiles
@@ -73,6 +74,18 @@ def make_writer(cfg: InfluxConfig) -> LineWriter:
                         verify_tls=cfg.verify_tls, ca_file=ca)
 
 
+@dataclass
+class Periodic:
+    """A job the service runs every `every_s` seconds while it runs (rollups, rules,
+    reports): one at a time, a failure logged and retried on the next turn."""
+
+    name: str
+    every_s: float
+    job: Callable[[], Awaitable[None]]
+    runs: int = 0
+    failures: int = field(default=0)
+
+
 class Service:
     """Everything one collector process runs. Use as `async with Service(loaded)`."""
 
@@ -91,6 +104,8 @@ class Service:
         self.writer = make_writer(config.influxdb)
         self.sink = Sink(self.spool, self.writer, batch_size=config.influxdb.batch_size)
         self.collector = Collector(entries, self.sink, config.collector.concurrency)
+        # Jobs beside polling; each capability adds its own (see Periodic).
+        self.periodic: list[Periodic] = []
 
     async def __aenter__(self) -> Service:
         self.sink.start()
@@ -122,12 +137,31 @@ class Service:
         """Poll on schedule until `stop` is set, logging a summary now and then."""
         self.collector.start()
         log.info("polling %d devices into %s", len(self.collector.entries), self.writer)
+        jobs = [asyncio.create_task(self._every(p, stop), name=p.name) for p in self.periodic]
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), summary_every_s)
             except TimeoutError:
                 self._log_summary()
         log.info("stopping: finishing polls in flight and draining to InfluxDB")
+        for task in jobs:
+            task.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
+
+    async def _every(self, periodic: Periodic, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await periodic.job()
+                periodic.runs += 1
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - one failed turn must not end the job
+                periodic.failures += 1
+                log.exception("%s failed; trying again in %.0f s", periodic.name, periodic.every_s)
+            try:
+                await asyncio.wait_for(stop.wait(), periodic.every_s)
+            except TimeoutError:
+                pass
 
     def _log_summary(self) -> None:
         """One line an operator can watch: what answered, what did not, what waits."""
