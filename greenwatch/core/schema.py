@@ -20,9 +20,13 @@ HOST = "host"
 PORT = "port"
 PRINTER = "printer"
 ENVIRONMENT = "environment"
-MEASUREMENTS = (POWER, POLL, UPS, HOST, PORT, PRINTER, ENVIRONMENT)
+FINDING = "finding"
+MEASUREMENTS = (POWER, POLL, UPS, HOST, PORT, PRINTER, ENVIRONMENT, FINDING)
 
-KINDS = ("pdu", "ups", "server", "switch", "printer", "host", "plug", "meter", "cooling", "sensor")
+# Workplace kit (desktop, laptop, monitor, access_point) is kept apart from data-centre
+# kit: a desktop PC left on overnight is a different finding from a busy server.
+KINDS = ("pdu", "ups", "server", "switch", "printer", "host", "plug", "meter", "cooling", "sensor",
+         "desktop", "laptop", "monitor", "access_point")
 POWER_SCOPES = ("device", "inlet", "phase", "bank", "outlet", "psu", "output")
 
 # Tags every sample carries; inventory tags are added beside them.
@@ -117,6 +121,19 @@ FIELDS: dict[str, dict[str, str]] = {
     PORT: {"oper_up": "state", "in_octets": "count", "out_octets": "count", "speed_bps": "rate"},
     PRINTER: {"pages": "count", "status": "state"},
     ENVIRONMENT: {"temperature_c": "temperature", "humidity_percent": "percent"},
+    # Written by the rules engine (rules/engine.py), one point per finding per change.
+    FINDING: {
+        "open": "state",
+        "kwh_per_year": "energy",
+        "cost_per_year": "money",
+        "kgco2e_per_year": "mass",
+        "summary": "text",
+        "id": "text",
+        "state": "text",
+        "currency": "text",
+        "opened_at": "text",
+        "value": "ratio",
+    },
 }
 
 # Dimensions whose values are whole numbers (counters and states): written as integers.
