@@ -24,20 +24,30 @@ differently:
 
 Secrets (token, password) are kept in `Secret` wrappers and never appear in
 reprs, log lines or exception messages; the error text a server sends back is
-scrubbed of them too, in case a proxy echoes the request.
+scrubbed of them too (as written, URL-quoted and base64), in case a proxy echoes the
+request. HTTP itself (TLS, timeouts, bounded reads, failure texts) is
+`greenwatch.core.http`'s, shared with the collector's sources.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import gzip as gziplib
 import json
-import ssl
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 import aiohttp
+
+from greenwatch.core.http import (
+    HttpClient,
+    HttpFailure,
+    JsonError,
+    Redactor,
+    basic_auth,
+    describe_failure,
+    parse_json,
+)
 
 __all__ = [
     "LineWriter",
@@ -52,9 +62,11 @@ __all__ = [
     "InfluxV2Writer",
 ]
 
-_USER_AGENT = "greenwatch"
 # Server error text is put into exception messages and logs: keep it readable.
 _MAX_ERROR_TEXT = 1000
+# Query answers can be large (a week of points for the rollups); InfluxDB is the
+# operator's own server, so the cap is only there to keep a broken proxy bounded.
+_MAX_REPLY = 1024 * 1024 * 1024
 # Bodies above this are gzipped in a worker thread (zlib releases the GIL) so a
 # 5000-line batch does not hold the event loop for milliseconds.
 _GZIP_INLINE_MAX = 64 * 1024
@@ -132,20 +144,14 @@ class InfluxQueryError(InfluxError):
     """An InfluxQL statement failed (syntax, unknown database, ...)."""
 
 
-def _scrub(text: str, secrets: tuple[Secret | None, ...]) -> str:
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret.reveal(), "***")
-    return text
-
-
 def _server_message(body: str, headers: Any = None) -> str:
     """The error text from an InfluxDB error response: 1.x and 3.x send
     {"error": ...}, 2.x {"code": ..., "message": ...}; 1.x also sets X-Influxdb-Error."""
     text = body.strip()
     try:
-        data = json.loads(text)
-    except ValueError:
+        # Only a short text can be the error message; a big body is cut below.
+        data = json.loads(text) if len(text) <= 64 * _MAX_ERROR_TEXT else None
+    except (ValueError, RecursionError):
         data = None
     if isinstance(data, dict):
         for key in ("error", "message"):
@@ -194,28 +200,11 @@ def _http_error(
     return InfluxRetryableError(detail, status, server_message, _retry_after(retry_after))
 
 
-def _transport_error(
-    exc: BaseException, what: str, timeout_s: float, secrets: tuple[Secret | None, ...]
-) -> InfluxRetryableError:
-    """A failure with no HTTP response. aiohttp's texts name host and port, not
-    the query string (where u/p may be), and are scrubbed of secrets anyway."""
-    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-        return InfluxRetryableError(f"{what}: no answer within {timeout_s:g} s")
-    text = _scrub(f"{type(exc).__name__}: {exc}", secrets)
-    if isinstance(exc, (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError, ssl.SSLError)):
-        return InfluxRetryableError(
-            f"{what}: TLS failed ({text}); check ca_file, or set verify_tls=False "
-            "only for a server you trust"
-        )
-    return InfluxRetryableError(f"{what}: {text}")
-
-
-def _ssl_context(verify_tls: bool, ca_file: str | None) -> ssl.SSLContext | bool:
-    if not verify_tls:
-        return False
-    if ca_file:
-        return ssl.create_default_context(cafile=ca_file)
-    return True  # aiohttp's default: verify against the system's CAs
+def _redactor(username: str | None, password: Secret | None, token: Secret | None) -> Redactor:
+    redactor = Redactor([token.reveal() if token else None])
+    if password:
+        redactor.add_basic(username or "", password.reveal())
+    return redactor
 
 
 class InfluxClient:
@@ -269,7 +258,9 @@ class InfluxClient:
         self.verify_tls = verify_tls
         self.ca_file = ca_file
         self.auth_in_query = auth_in_query
-        self._session: aiohttp.ClientSession | None = None
+        self._http = HttpClient(timeout_s=timeout_s, verify_tls=verify_tls, ca_file=ca_file,
+                                max_body=_MAX_REPLY)
+        self._http.redactor.merge(_redactor(self.username, self._password, self._token))
         self._what = f"InfluxDB at {self.url}"
 
     def __repr__(self) -> str:
@@ -285,16 +276,6 @@ class InfluxClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(ssl=_ssl_context(self.verify_tls, self.ca_file))
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
-                headers={"User-Agent": _USER_AGENT},
-            )
-        return self._session
-
     def _auth(self, params: dict[str, str], headers: dict[str, str]) -> None:
         if self._token:
             headers["Authorization"] = f"Token {self._token.reveal()}"
@@ -304,10 +285,7 @@ class InfluxClient:
                 params["u"] = self.username
                 params["p"] = password
             else:
-                # Built by hand: aiohttp.BasicAuth is deprecated in 3.14 and its
-                # replacement does not exist in the 3.9 we still support.
-                pair = f"{self.username}:{password}".encode("utf-8")
-                headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
+                headers["Authorization"] = basic_auth(self.username, password)
 
     async def _request(
         self,
@@ -320,20 +298,17 @@ class InfluxClient:
         headers = dict(headers or {})
         self._auth(params, headers)
         try:
-            async with self._get_session().request(
-                method, self.url + path, params=params, data=data, headers=headers
-            ) as response:
-                text = await response.text(errors="replace")
-                return response.status, text, response.headers
-        except asyncio.CancelledError:
-            raise
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-            # from None: the chained aiohttp exception could carry the request
-            # URL with u/p, and tracebacks print the chain.
-            raise _transport_error(exc, self._what, self.timeout_s, (self._token, self._password)) from None
+            reply = await self._http.request(method, self.url + path, params=params, data=data, headers=headers)
+        except HttpFailure as exc:
+            # Credential-free already; from None so no chained exception carries the URL.
+            raise InfluxRetryableError(f"{self._what}: {exc}") from None
+        return reply.status, reply.text(), reply.headers
+
+    def _scrub(self, text: str) -> str:
+        return self._http.redactor(text)
 
     def _error(self, status: int, text: str, headers: Any) -> InfluxError:
-        message = _scrub(_server_message(text, headers), (self._token, self._password))
+        message = self._scrub(_server_message(text, headers))
         return _http_error(status, message, headers.get("Retry-After"), self._what)
 
     async def write(self, lines: list[str]) -> None:
@@ -367,14 +342,14 @@ class InfluxClient:
             form["epoch"] = epoch
         status, text, headers = await self._request("POST", "/query", {}, aiohttp.FormData(form))
         if status == 400:
-            message = _scrub(_server_message(text, headers), (self._token, self._password))
+            message = self._scrub(_server_message(text, headers))
             raise InfluxQueryError(f"{self._what}: query failed: {message}", status, message)
         if not 200 <= status < 300:
             raise self._error(status, text, headers)
         try:
-            data = json.loads(text)
-        except ValueError:
-            raise InfluxQueryError(f"{self._what}: query answer is not JSON: {text[:200]!r}", status) from None
+            data = await parse_json(text.encode("utf-8"))
+        except JsonError as exc:
+            raise InfluxQueryError(f"{self._what}: query answer: {exc}", status) from None
         if isinstance(data, dict) and data.get("error"):
             raise InfluxQueryError(f"{self._what}: query failed: {data['error']}", status, data["error"])
         for result in data.get("results", []) if isinstance(data, dict) else []:
@@ -395,9 +370,7 @@ class InfluxClient:
         return headers.get("X-Influxdb-Version", "")
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()
 
 
 class InfluxV2Writer:
@@ -479,10 +452,11 @@ class InfluxV2Writer:
         except ApiException as exc:
             body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body or "")
             headers = exc.headers or {}
-            message = _scrub(_server_message(body, headers), (self._token,))
+            message = _redactor(None, None, self._token)(_server_message(body, headers))
             raise _http_error(int(exc.status or 0), message, headers.get("Retry-After"), self._what) from None
         except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
-            raise _transport_error(exc, self._what, self.timeout_s, (self._token,)) from None
+            text = _redactor(None, None, self._token)(describe_failure(exc, self.timeout_s))
+            raise InfluxRetryableError(f"{self._what}: {text}") from None
 
     async def close(self) -> None:
         if self._client is not None:
