@@ -254,7 +254,39 @@ async def test_spool_bound_drops_show_in_sink_stats_and_the_log(
             assert await sink.flush(0.1) is False  # not started: never drains
             # Said once (a minute may pass before it is said again), naming the spool.
             warnings = [r.getMessage() for r in caplog.records if "is full" in r.getMessage()]
-            assert len(warnings) == 1 and str(spool.path) in warnings[0] and "15 so far" in warnings[0]
+            assert len(warnings) == 1 and str(spool.path) in warnings[0] and "15 so far this run" in warnings[0]
+    finally:
+        spool.close()
+
+
+async def test_drops_after_a_warning_are_told_with_the_running_total(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="greenwatch.core.sink")
+
+    def full_warnings() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "is full" in r.getMessage()]
+
+    spool = Spool(tmp_path / "spool.db", max_bytes=sum(len(s.to_line().encode()) for s in samples(10, 10)))  # lines of one size
+    try:
+        async with InfluxClient("http://127.0.0.1:9", "db", timeout_s=0.5) as client:  # never reached
+            sink = fast_sink(spool, client, full_warning_every_s=0.5)
+            await sink.write(samples(10, 12))  # 2 dropped: warned at once
+            await sink.write(samples(22, 3))  # 3 more within the interval: not yet...
+            await sink.write(samples(25, 4))  # ...nor these 4
+            assert len(full_warnings()) == 1 and "2 so far this run" in full_warnings()[0]
+            await asyncio.sleep(0.8)  # ...but once the interval is up, with the new total
+            assert len(full_warnings()) == 2
+            assert "7 since the last warning, 9 so far this run" in full_warnings()[1]
+            await asyncio.sleep(0.8)  # nothing new dropped: nothing said
+            assert len(full_warnings()) == 2
+            await sink.write(samples(29, 1))  # the interval is long past: said at once
+            assert "1 since the last warning, 10 so far this run" in full_warnings()[2]
+            await sink.write(samples(30, 5))  # within the interval, and then the sink closes:
+            await sink.close()  # close says the rest rather than leave it untold
+            assert len(full_warnings()) == 4
+            assert "5 since the last warning, 15 so far this run" in full_warnings()[3]
+            assert sink.stats().dropped == 15
     finally:
         spool.close()
 

@@ -81,6 +81,7 @@ class Sink:
         retry_initial_s: float = 0.5,
         retry_max_s: float = 30.0,
         logger: logging.Logger | None = None,
+        full_warning_every_s: float = 60.0,
     ) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -94,6 +95,7 @@ class Sink:
         self.retry_initial_s = retry_initial_s
         self.retry_max_s = retry_max_s
         self.log = logger or _log
+        self.full_warning_every_s = full_warning_every_s
         self._written = 0
         self._rejected = 0
         self._retries = 0
@@ -107,6 +109,8 @@ class Sink:
         self._progress = asyncio.Event()
         self._inflight = False
         self._last_full_warning = float("-inf")
+        self._reported_dropped = 0  # spool.dropped as of the last warning
+        self._warn_later: asyncio.TimerHandle | None = None
 
     # -- producer side -----------------------------------------------------------
 
@@ -127,15 +131,32 @@ class Sink:
             self._warn_full()
 
     def _warn_full(self) -> None:
-        """Say so when the spool's bound pushes out data, at most once a minute."""
-        now = time.monotonic()
-        if now - self._last_full_warning < 60:
-            return
-        self._last_full_warning = now
+        """Say so when the spool's bound pushes out data, at most once a minute
+        (`full_warning_every_s`), so a long outage does not flood the log.
+
+        Drops within the minute after a warning are not lost from the log: when
+        the minute is up, one more warning gives the new running total, so the
+        last figure logged is always the true one (close() says any rest)."""
+        wait = self._last_full_warning + self.full_warning_every_s - time.monotonic()
+        if wait <= 0:
+            self._say_dropped()
+        elif self._warn_later is None:
+            self._warn_later = asyncio.get_running_loop().call_later(wait, self._warn_due)
+
+    def _warn_due(self) -> None:
+        self._warn_later = None
+        if self.spool.dropped > self._reported_dropped:
+            self._say_dropped()
+
+    def _say_dropped(self) -> None:
+        self._last_full_warning = time.monotonic()
+        since = self.spool.dropped - self._reported_dropped
+        self._reported_dropped = self.spool.dropped
         self.log.warning(
             "spool %s is full (max %d bytes): the oldest lines are being dropped "
-            "(%d so far, %d pending); InfluxDB has not taken data for a while",
-            self.spool.path, self.spool.max_bytes, self.spool.dropped, self.spool.pending,
+            "(%d since the last warning, %d so far this run, %d pending); "
+            "InfluxDB has not taken data for a while",
+            self.spool.path, self.spool.max_bytes, since, self.spool.dropped, self.spool.pending,
         )
 
     # -- lifecycle ---------------------------------------------------------------
@@ -176,6 +197,7 @@ class Sink:
     async def close(self, timeout_s: float = 10.0) -> bool:
         """Flush for up to `timeout_s`, then stop the drain task. Returns whether
         everything was written; what was not stays in the spool."""
+        self._say_unreported_drops()
         if self._task is None:
             return self._is_empty()
         flushed = await self.flush(timeout_s) if self.running else self._is_empty()
@@ -192,6 +214,14 @@ class Sink:
             # shutdown should still go on to close the writer and the spool.
             pass
         return flushed
+
+    def _say_unreported_drops(self) -> None:
+        """At close, the drops a pending once-a-minute warning would have told."""
+        if self._warn_later is not None:
+            self._warn_later.cancel()
+            self._warn_later = None
+        if self.spool.dropped > self._reported_dropped:
+            self._say_dropped()
 
     def stats(self) -> SinkStats:
         return SinkStats(
