@@ -176,3 +176,102 @@ def device_watts(samples: list[Sample]) -> float | None:
             scope = sample.tags.get("scope", "")
             by_scope[scope] = by_scope.get(scope, 0.0) + float(watts)
     return next((by_scope[s] for s in TOTAL_SCOPES if s in by_scope), None)
+
+
+# Physical bounds of each field: a reading outside them is not a reading but garbage
+# (a negative watt, a Gauge32's 4294967295 "no value", a 400-digit number) and is
+# refused where every source's samples pass (collector.source.Guarded), counted as a
+# poll problem and never written. Generous on purpose: they catch the impossible, not
+# the unusual. Integer fields stop at InfluxDB's int64. docs/metrics.md lists them.
+INT64_MAX = 2**63 - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    low: float
+    high: float
+    unit: str = ""
+
+    def text(self) -> str:
+        return f"{_shown(self.low)}..{_shown(self.high)}{' ' + self.unit if self.unit else ''}"
+
+
+def _shown(value: float) -> str:
+    """A number as a person reads it: whole numbers in full, others short; a huge
+    integer by its length (its digits would flood the log)."""
+    if isinstance(value, int) and abs(value) >= 10**19:
+        return f"a {len(str(abs(value)))}-digit number"
+    if isinstance(value, int) or (math.isfinite(value) and value.is_integer() and abs(value) < 1e19):
+        return str(int(value))
+    return f"{value:.6g}"
+
+
+BOUNDS: dict[str, dict[str, Bound]] = {
+    POWER: {
+        "watts": Bound(0, 10e6, "W"),  # 10 MW: more than any one metered entity draws
+        "energy_kwh": Bound(0, 1e10, "kWh"),  # 10 MW for a century is 8.8e9 kWh
+        "va": Bound(0, 10e6, "VA"),
+        "amps": Bound(0, 1e5, "A"),
+        "volts": Bound(0, 1e5, "V"),
+        "power_factor": Bound(0, 1),
+    },
+    UPS: {
+        "load_percent": Bound(0, 200, "%"),  # overload is reported above 100
+        "efficiency_percent": Bound(0, 100, "%"),
+        "battery_percent": Bound(0, 100, "%"),
+        "runtime_s": Bound(0, 1e7, "s"),  # about 4 months
+        "on_battery": Bound(0, 1),
+    },
+    HOST: {"cpu_load_percent": Bound(0, 100, "%"), "uptime_s": Bound(0, 3.2e9, "s")},  # a century
+    PORT: {
+        "oper_up": Bound(0, 1),
+        "in_octets": Bound(0, INT64_MAX),
+        "out_octets": Bound(0, INT64_MAX),
+        "speed_bps": Bound(0, 1e13, "bit/s"),
+    },
+    PRINTER: {"pages": Bound(0, 1e9), "status": Bound(0, 65535)},
+    ENVIRONMENT: {"temperature_c": Bound(-50, 150, "C"), "humidity_percent": Bound(0, 100, "%")},
+}
+
+
+class Problem(str):
+    """A problem's text, with `key`: what it is about without the value, so that a
+    reading refused on every poll is logged once, not once per value."""
+
+    key: str
+
+    def __new__(cls, text: str, key: str | None = None) -> Problem:
+        problem = super().__new__(cls, text)
+        problem.key = key if key is not None else text
+        return problem
+
+
+def _refusal(sample: Sample, name: str, value: FieldValue) -> Problem | None:
+    """Why `value` cannot be `name` of `sample`, or None when it can."""
+    bound = BOUNDS.get(sample.measurement, {}).get(name)
+    where = f"{sample.measurement}.{name} of {sample.tags.get('scope', '?')} {sample.tags.get('entity', '?')}"
+    if isinstance(value, float) and not math.isfinite(value):
+        return Problem(f"{where}: {value} refused: not a finite number", where)
+    if bound is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return Problem(f"{where}: {str(value)[:40]!r} refused: not a number", where)
+    if bound.low <= value <= bound.high:  # exact for huge ints too: no float conversion
+        return None
+    return Problem(f"{where}: {_shown(value)} refused: outside {bound.text()}", where)
+
+
+def refuse_impossible(samples: list[Sample]) -> tuple[list[Sample], list[Problem]]:
+    """Take out every field value that is not finite or outside its BOUNDS; keep the
+    samples that still have a field. Returns them and one problem per refused value."""
+    kept: list[Sample] = []
+    problems: list[Problem] = []
+    for sample in samples:
+        for name, value in list(sample.fields.items()):
+            problem = _refusal(sample, name, value)
+            if problem is not None:
+                problems.append(problem)
+                del sample.fields[name]
+        if sample.fields:
+            kept.append(sample)
+    return kept, problems
