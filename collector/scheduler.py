@@ -109,11 +109,22 @@ class Collector:
                 log.warning("%s: down: %s", entry.key, result.error)
             stats.last_error = result.error
         points = [*result.samples, self._poll_sample(entry, result, duration_ms, time_ns)]
+        delivery = asyncio.ensure_future(self._deliver(entry, points))
+        try:
+            await asyncio.shield(delivery)
+        except asyncio.CancelledError:
+            # Cancelled (at shutdown) after the device answered: the append runs
+            # in a thread and goes to disk whatever we do, so let it finish and be
+            # counted, then give in. A poll is cancelled whole or not at all.
+            await asyncio.wait([delivery])
+            raise
+        return result
+
+    async def _deliver(self, entry: Entry, points: list[Sample]) -> None:
         await self.sink.write(points)
         self.accepted += len(points)
         # Logged after the write is durable: a point counted here is never lost.
         log.debug("%s: %d points accepted", entry.key, len(points))
-        return result
 
     @staticmethod
     def _poll_sample(entry: Entry, result: PollResult, duration_ms: float, time_ns: int) -> Sample:
@@ -181,16 +192,30 @@ class Collector:
         why = "the previous one is still running" if event.code == EVENT_JOB_MAX_INSTANCES else "started too late"
         log.info("%s: poll skipped: %s", entry.key, why)
 
-    async def stop(self, timeout_s: float = 10.0) -> None:
-        """Start no more polls; let those in flight finish (up to timeout_s), then
-        cancel what is left. Pausing first matters: APScheduler's shutdown cancels
-        running jobs, which would cut polls short in the middle of their write."""
+    async def stop(self, grace_s: float = 3.0) -> None:
+        """Start no more polls; give those in flight `grace_s` to finish, then
+        cancel the rest and wait for them to end.
+
+        A cancelled poll writes nothing, unless its device had already answered,
+        in which case its points are written whole (see `poll`). Pausing first
+        matters: APScheduler's shutdown alone would cancel jobs it just started
+        without us waiting for them."""
         if self._scheduler is None:
             return
         self._scheduler.pause()
-        pending = list(self._inflight)
-        if pending:
-            await asyncio.wait(pending, timeout=timeout_s)
+        await asyncio.sleep(0)  # polls the scheduler launched just now register themselves
+        running = set(self._inflight)
+        if running:
+            _, late = await asyncio.wait(running, timeout=grace_s)
+            if late:
+                log.info("stopping: cancelling %d polls still in flight after %.1f s", len(late), grace_s)
+                for task in late:
+                    task.cancel()
+                # A source ignoring cancellation must not hold up the shutdown for
+                # ever; what it may still write later lands in the spool or nowhere.
+                _, stuck = await asyncio.wait(late, timeout=1.0)
+                if stuck:
+                    log.warning("stopping: %d polls did not end when cancelled", len(stuck))
         self._scheduler.shutdown(wait=False)
         self._scheduler = None
 

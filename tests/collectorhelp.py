@@ -25,12 +25,13 @@ def snmprec(path: Path) -> dict[str, tuple[str, str]]:
 
 
 def write_config(tmp_path: Path, influx_url: str, database: str, sites_yaml: str,
-                 extra: str = "", interval: str = "60s") -> Path:
+                 extra: str = "", interval: str = "60s", spool_max: str | None = None) -> Path:
     path = tmp_path / "greenwatch.yaml"
     path.write_text(
         f"influxdb:\n  url: {influx_url}\n  database: {database}\n"
         f"defaults:\n  interval: {interval}\n  timeout: 1s\n  retries: 0\n"
         f"spool:\n  path: {tmp_path / 'spool.db'}\n"
+        + (f"  max_size: {spool_max}\n" if spool_max else "")
         + textwrap.dedent(extra)
         + "sites:\n"
         + textwrap.indent(textwrap.dedent(sites_yaml), "  ")
