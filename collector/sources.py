@@ -11,7 +11,7 @@ from .profiles import ProfileSet
 from .redfish import RedfishSource
 from .snmp.engine import SnmpEngine
 from .snmp.source import SnmpSource
-from .source import Source
+from .source import Guarded, Source
 
 
 def device_profile_names(device: Device) -> list[str]:
@@ -22,7 +22,13 @@ def device_profile_names(device: Device) -> list[str]:
 
 def make_source(defaults: Defaults, site: SiteSettings, device: Device, profiles: ProfileSet,
                 engine: SnmpEngine) -> Source:
-    """The device's source, by which source key its config has."""
+    """The device's source, by which source key its config has, guarded (bounds,
+    secrets, bugs: see collector.source.Guarded)."""
+    return Guarded(_inner_source(defaults, site, device, profiles, engine), site.name, device)
+
+
+def _inner_source(defaults: Defaults, site: SiteSettings, device: Device, profiles: ProfileSet,
+                  engine: SnmpEngine) -> Source:
     if device.redfish is not None:
         return RedfishSource(site, device, defaults)
     if device.http is not None:

@@ -11,6 +11,7 @@ from collector.profiles import load_profiles
 from collector.snmp.engine import COUNTER32, Var
 from collector.snmp.reader import CounterState, Reader
 from collector.snmp.source import SnmpSource
+from collector.source import Guarded
 from collector.config import Defaults, Device
 from greenwatch.config import Site
 
@@ -59,8 +60,8 @@ async def test_odd_device_gives_good_readings_and_reasons(tmp_path, snmpsim, snm
     try:
         device = Device(name="odd-1", address=agent.address, snmp={"version": "2c", "community": "odd"})
         site = Site(name="lab", devices=[device])
-        source = SnmpSource(site, device, Defaults(), snmp_engine, profiles)
-        with caplog.at_level(logging.WARNING, logger="greenwatch.snmp"):
+        source = Guarded(SnmpSource(site, device, Defaults(), snmp_engine, profiles), site.name, device)
+        with caplog.at_level(logging.WARNING, logger="greenwatch.collector"):
             first = await source.poll()
             later = []
             for _ in range(12):

@@ -6,6 +6,7 @@ every odd reply a device can give is easy to test.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -16,6 +17,11 @@ from ..profiles import Column, IndexEntity, Metric, OidRef, Profile, Symbol
 from .engine import COUNTER32, NUMERIC_TYPES, OCTETS, Var
 
 _COUNTER32_MODULUS = 2**32
+# The range of each scale column's value that its MIB defines: ENTITY-SENSOR-MIB's
+# precision is -8..9 and its SensorDataScale 1 (yocto) .. 17 (yotta). Anything else
+# is garbage, and 10**(2**31) would take the poll hours to compute.
+_DECIMALS_RANGE = (-8, 9)
+_SI_PREFIX_RANGE = (1, 17)
 
 
 @dataclass
@@ -51,13 +57,16 @@ def decode_text(var: Var) -> str:
 
 
 def _number(var: Var) -> int | float | None:
+    """The value as a number, or None. A number sent as text ("231.5") is read; text
+    that reads as NaN or infinity ("nan", "1e999") is not a number."""
     if var.type in NUMERIC_TYPES:
-        return var.value  # type: ignore[return-value]
+        return var.value if isinstance(var.value, int) else None
     if var.type == OCTETS:
         try:
-            return float(decode_text(var))
+            value = float(decode_text(var)[:64])
         except ValueError:
             return None
+        return value if math.isfinite(value) else None
     return None
 
 
@@ -194,7 +203,8 @@ class Reader:
             # which a busy 100G port's octet counter passes in about a week.
             return int(raw)
         value = scale(float(raw), sym.scale_factor)
-        for ref, apply in ((sym.decimals_from, _decimals), (sym.si_prefix_from, _si_prefix)):
+        for ref, apply, (low, high) in ((sym.decimals_from, _decimals, _DECIMALS_RANGE),
+                                        (sym.si_prefix_from, _si_prefix, _SI_PREFIX_RANGE)):
             if ref is None:
                 continue
             var_scale = lookup(ref)
@@ -202,9 +212,17 @@ class Reader:
             if number is None:
                 problems.append(f"{sym.name} ({key}): scale column {ref.name} missing or not a number")
                 return None
+            if not low <= number <= high:
+                problems.append(f"{sym.name} ({key}): scale column {ref.name} is {number:g}, "
+                                f"expected {low}..{high}")
+                return None
             value = apply(value, int(number))
         if sym.unit is not None:
             value = scale(value, UNITS[sym.unit][1])
+        if not math.isfinite(value):
+            # Only a huge value scaled up gets here; int() of it would raise.
+            problems.append(f"{sym.name} ({key}): {raw} scales beyond any float")
+            return None
         if FIELDS[measurement][sym.field] in INTEGER_DIMENSIONS:
             return int(round(value))
         return value

@@ -59,7 +59,6 @@ class SnmpSource:
         self.target = make_target(device, defaults)
         self.reader: Reader | None = None
         self.kind = device.kind or "host"
-        self._logged: set[str] = set()
         if profile is not None:
             self._use(profile)
 
@@ -106,16 +105,8 @@ class SnmpSource:
             samples, problems = self.reader.read(scalars, columns, time_ns)
         except SnmpError as exc:
             return PollResult(error=str(exc))
-        self._log_new(problems)
+        # Problems are logged (once each) by collector.source.Guarded, like every source's.
         return PollResult(samples=samples, problems=problems)
 
     async def close(self) -> None:
         """Nothing of its own to close: the engine is shared and closed by its owner."""
-
-    def _log_new(self, problems: list[str]) -> None:
-        """Log each distinct problem once, not every poll: a device with a missing
-        optional OID must not flood the log."""
-        for problem in problems:
-            if problem not in self._logged:
-                self._logged.add(problem)
-                log.warning("%s/%s: %s", self.site.name, self.device.name, problem)

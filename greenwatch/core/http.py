@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import ssl
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -52,6 +53,9 @@ _JSON_INLINE_MAX = 256 * 1024
 # Secrets shorter than this are not scrubbed: replacing one or two characters
 # everywhere would garble every message and hide nothing.
 _MIN_SECRET = 3
+# Secrets shorter than this are replaced only where they stand alone (not inside a
+# longer word): a community "odd" must not turn "oddPower" into "***Power".
+_SHORT_SECRET = 8
 
 
 class HttpFailure(Exception):
@@ -77,7 +81,7 @@ class Redactor:
 
     def __init__(self, secrets: Iterable[str | None] = ()) -> None:
         self._forms: set[str] = set()
-        self._ordered: list[str] = []
+        self._pattern: re.Pattern[str] | None = None
         for secret in secrets:
             self.add(secret)
 
@@ -103,14 +107,14 @@ class Redactor:
         new = {f for f in forms if len(f) >= _MIN_SECRET} - self._forms
         if new:
             self._forms |= new
-            # Longest first: a secret that contains another is removed whole.
-            self._ordered = sorted(self._forms, key=len, reverse=True)
+            # One pattern for all; longest first, so a secret that contains another
+            # is removed whole.
+            self._pattern = re.compile("|".join(
+                re.escape(f) if len(f) >= _SHORT_SECRET else rf"(?<![A-Za-z0-9]){re.escape(f)}(?![A-Za-z0-9])"
+                for f in sorted(self._forms, key=len, reverse=True)))
 
     def __call__(self, text: str) -> str:
-        for form in self._ordered:
-            if form in text:
-                text = text.replace(form, "***")
-        return text
+        return self._pattern.sub("***", text) if self._pattern is not None else text
 
     def __bool__(self) -> bool:
         return bool(self._forms)
