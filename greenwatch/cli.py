@@ -11,6 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from greenwatch import cli_rules
 from greenwatch.core.schema import device_watts
 from greenwatch.core.spool import SpoolLockedError
 from greenwatch.core.yamlfile import InputError
@@ -47,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     pshow = psub.add_parser("show", help="one profile, with what it inherits")
     pshow.add_argument("name")
     pshow.add_argument("--config", "-c", type=Path)
+    cli_rules.add_commands(sub)
     return p
 
 
@@ -82,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "rules":
+        return cli_rules.dispatch(args)
     from greenwatch import service
 
     if args.command == "profiles":

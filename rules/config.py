@@ -4,9 +4,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import ValidationInfo, field_validator
+from typing import Literal
 
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator
+
+from greenwatch.core.calendar import Window
 from greenwatch.core.config import Duration, Strict, base_dir
+
+
+class RuleOverride(Strict):
+    """Change one rule's parameters, for every site or for the sites named."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    rule: str
+    sites: list[str] = []
+    enabled: bool = True
+    threshold: float | None = Field(None, allow_inf_nan=False)
+    for_: Duration | None = Field(None, alias="for")
+    window: Window | None = None
+    severity: Literal["info", "warning", "critical"] | None = None
 
 
 class RulesConfig(Strict):
@@ -17,6 +34,9 @@ class RulesConfig(Strict):
     shipped: bool = True
     # How often the service evaluates every rule.
     interval: Duration = 900.0
+    # Per-rule parameter changes; a later entry wins over an earlier one, and one naming
+    # the site over one for every site.
+    overrides: list[RuleOverride] = []
 
     @field_validator("dirs")
     @classmethod
