@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from greenwatch import cli_rules
+from greenwatch import cli_energy, cli_rules
 from greenwatch.core.schema import device_watts
 from greenwatch.core.spool import SpoolLockedError
 from greenwatch.core.yamlfile import InputError
@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     pshow.add_argument("name")
     pshow.add_argument("--config", "-c", type=Path)
     cli_rules.add_commands(sub)
+    cli_energy.add_commands(sub)
     return p
 
 
@@ -86,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "rules":
         return cli_rules.dispatch(args)
+    if args.command in cli_energy.COMMANDS:
+        return cli_energy.dispatch(args)
     from greenwatch import service
 
     if args.command == "profiles":

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -68,11 +69,39 @@ class Tariff(BaseModel):
         if self.rate is not None:
             return self.rate
         day_type = "weekend" if local.weekday() >= 5 else "weekday"
-        minute = local.hour * 60 + local.minute
-        for band in self.bands or []:
-            if band.days in ("all", day_type) and minute in band.minutes():
-                return band.rate
-        raise AssertionError("validated bands cover every minute")
+        return self._minute_rates(day_type)[local.hour * 60 + local.minute]
+
+    def mean_rate(self, start_utc: dt.datetime, zone: ZoneInfo, minutes: int = 60) -> float:
+        """The mean price over the local minutes of a UTC period (an hour's rollup).
+        Each minute is priced at its own local time, so a band edge inside the hour,
+        or a daylight-saving change, is weighted by the minutes on each side."""
+        if self.rate is not None:
+            return self.rate
+        if start_utc.tzinfo is None:
+            raise ValueError("start_utc must be timezone-aware")
+        total = 0.0
+        for i in range(minutes):
+            total += self.rate_at((start_utc + dt.timedelta(minutes=i)).astimezone(zone))
+        return total / minutes
+
+    def _minute_rates(self, day_type: str) -> tuple[float, ...]:
+        # One price per minute of the day, built once per day type: rate_at is called
+        # for every minute of every hour rolled up.
+        key = (id(self), day_type)
+        table = _RATE_TABLES.get(key)
+        if table is None or table[0] is not self:
+            rates = [0.0] * 1440
+            for band in self.bands or []:
+                if band.days in ("all", day_type):
+                    for minute in band.minutes():
+                        rates[minute] = band.rate
+            table = _RATE_TABLES[key] = (self, tuple(rates))
+        return table[1]
+
+
+# (id(tariff), day type) -> (tariff, per-minute rates); the tariff is kept beside its
+# table so a recycled id is never mistaken for it.
+_RATE_TABLES: dict[tuple[int, str], tuple[Tariff, tuple[float, ...]]] = {}
 
 
 def _check_cover(bands: list[Band], day_type: str) -> None:

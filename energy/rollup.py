@@ -1,0 +1,453 @@
+"""The hourly rollup: `power` readings -> `energy` (per series) and `site_energy`
+(per site) points, one per UTC hour, written back to InfluxDB.
+
+The heavy work runs in InfluxDB, one day at a time, as InfluxQL aggregates grouped by
+hour and series: integral(watts) (which InfluxDB interpolates at the hour's edges, so a
+segment crossing the hour is split between the hours), count(), and from subqueries
+max/first of elapsed() (gaps) and min of difference() (counter drops). Counter values
+at each hour boundary come from last()/first() around the boundary (without GROUP BY
+time, so they carry their real times). Only the rare series-hour with a gap longer
+than the policy allows, a counter drop, or missing neighbours is pulled as raw points
+and computed in Python (energy.integrate), which is the reference for the whole policy.
+
+Every point is keyed by measurement, tags and the hour: a rollup run twice writes the
+same points again, so it is idempotent, and re-rolling recent hours picks up late data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from greenwatch.core.config import SiteSettings
+from greenwatch.core.schema import ENERGY, POWER, SITE_ENERGY, TOTAL_SCOPES, Sample, encode_lines
+
+from .integrate import Method, counter_at, energy_in
+from .intensity import IntensitySource
+
+log = logging.getLogger("greenwatch.energy")
+
+HOUR_S = 3600
+HOUR_MS = HOUR_S * 1000
+# A gap up to max(5 minutes, 3 poll intervals) is bridged (docs/energy.md).
+MIN_BRIDGE_S = 300.0
+# Hours per round of queries: bounds memory (one day of hourly rows per series) while
+# keeping the number of requests small.
+CHUNK_HOURS = 24
+# Statements per request for the boundary and raw-point queries.
+STATEMENTS_PER_REQUEST = 100
+WRITE_BATCH = 5000
+
+SeriesKey = tuple[tuple[str, str], ...]
+
+
+class QueryClient(Protocol):
+    async def query(self, q: str, db: str | None = None, epoch: str | None = None) -> dict[str, Any]: ...
+
+    async def write(self, lines: list[str]) -> None: ...
+
+
+@dataclass(frozen=True)
+class DeviceInfo:
+    """What the rollup needs of a configured device."""
+
+    interval_s: float
+    fed_by: str | None = None
+
+
+@dataclass
+class SiteInput:
+    settings: SiteSettings
+    devices: dict[str, DeviceInfo] = field(default_factory=dict)
+    default_interval_s: float = 60.0
+    intensity: IntensitySource | None = None
+
+    def max_gap_s(self, device: str) -> float:
+        info = self.devices.get(device)
+        return bridge_limit(info.interval_s if info else self.default_interval_s)
+
+
+def bridge_limit(interval_s: float) -> float:
+    return max(MIN_BRIDGE_S, 3 * interval_s)
+
+
+@dataclass
+class RollupStats:
+    hours: int = 0
+    energy_points: int = 0
+    site_points: int = 0
+    slow_series_hours: int = 0
+    fast_series_hours: int = 0
+
+
+@dataclass
+class HourStats:
+    count: int = 0
+    count_e: int = 0
+    max_e: float | None = None
+    first_e: float | None = None
+    min_d: float | None = None
+    integral_wh: float | None = None
+
+
+@dataclass
+class SeriesResult:
+    tags: dict[str, str]
+    hour_ms: int
+    kwh: float
+    coverage: float
+    method: Method
+
+
+def floor_hour(when: dt.datetime) -> dt.datetime:
+    return when.astimezone(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
+
+
+def _rfc(ms: int) -> str:
+    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def quote_str(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _site_filter(sites: Iterable[str]) -> str:
+    return "(" + " OR ".join(f'"site" = {quote_str(s)}' for s in sites) + ")"
+
+
+def _key(tags: dict[str, str] | None) -> SeriesKey:
+    return tuple(sorted((tags or {}).items()))
+
+
+def _series(answer: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    """Per statement, its series (a statement with no rows gives [])."""
+    return [result.get("series", []) for result in answer.get("results", [])]
+
+
+def _rows(series: Iterable[dict[str, Any]]) -> Iterable[tuple[SeriesKey, dict[str, Any]]]:
+    # integral() with GROUP BY time, * can split one series' rows over several entries
+    # (FIELD-NOTES): every row is keyed by its tags, so split entries merge.
+    for entry in series:
+        key = _key(entry.get("tags"))
+        columns = entry["columns"]
+        for values in entry["values"]:
+            yield key, dict(zip(columns, values))
+
+
+async def _query_many(client: QueryClient, statements: list[str]) -> list[list[dict[str, Any]]]:
+    out: list[list[dict[str, Any]]] = []
+    for i in range(0, len(statements), STATEMENTS_PER_REQUEST):
+        answer = await client.query(";".join(statements[i : i + STATEMENTS_PER_REQUEST]), epoch="ms")
+        out.extend(_series(answer))
+    return out
+
+
+class Rollup:
+    """Roll up the hours of [start, end) for the given sites."""
+
+    def __init__(self, client: QueryClient, sites: list[SiteInput]) -> None:
+        self.client = client
+        self.sites = {s.settings.name: s for s in sites}
+        self.stats = RollupStats()
+
+    async def run(
+        self, start: dt.datetime, end: dt.datetime, progress: Callable[[int, int], None] | None = None
+    ) -> RollupStats:
+        first, last = floor_hour(start), floor_hour(end)
+        if end > last:
+            last += dt.timedelta(hours=1)  # a partial hour at the end is rolled up whole
+        total = int((last - first).total_seconds() // HOUR_S)
+        done = 0
+        chunk_start = first
+        while chunk_start < last and self.sites:
+            chunk_end = min(chunk_start + dt.timedelta(hours=CHUNK_HOURS), last)
+            await self._chunk(int(chunk_start.timestamp() * 1000), int(chunk_end.timestamp() * 1000))
+            done += int((chunk_end - chunk_start).total_seconds() // HOUR_S)
+            self.stats.hours = done
+            if progress:
+                progress(done, total)
+            chunk_start = chunk_end
+        return self.stats
+
+    # -- one chunk of hours ---------------------------------------------------------
+
+    async def _chunk(self, c0: int, c1: int) -> None:
+        # One hour either side: the segments that cross the chunk's edges, and the
+        # next hour's first gap, which tells whether the last hour's tail is bridged.
+        q0, q1 = c0 - HOUR_MS, c1 + HOUR_MS
+        where = f"time >= {q0}ms AND time < {q1}ms AND {_site_filter(self.sites)}"
+        inner = f"time >= {q0}ms AND time < {q1}ms"
+        statements = [
+            f"SELECT integral(watts, 1h), count(watts) FROM {POWER} WHERE {where} GROUP BY time(1h), *",
+            f"SELECT count(e), max(e), first(e) FROM (SELECT elapsed(watts, 1ms) AS e FROM {POWER} "
+            f"WHERE {where} GROUP BY *) WHERE {inner} GROUP BY time(1h), *",
+            f"SELECT count(energy_kwh) FROM {POWER} WHERE {where} GROUP BY time(1h), *",
+            f"SELECT count(e), max(e), first(e) FROM (SELECT elapsed(energy_kwh, 1ms) AS e FROM {POWER} "
+            f"WHERE {where} GROUP BY *) WHERE {inner} GROUP BY time(1h), *",
+            f"SELECT min(d) FROM (SELECT difference(energy_kwh) AS d FROM {POWER} "
+            f"WHERE {where} GROUP BY *) WHERE {inner} GROUP BY time(1h), *",
+        ]
+        answers = await _query_many(self.client, statements)
+        watts: dict[SeriesKey, dict[int, HourStats]] = defaultdict(lambda: defaultdict(HourStats))
+        counter: dict[SeriesKey, dict[int, HourStats]] = defaultdict(lambda: defaultdict(HourStats))
+        for key, row in _rows(answers[0]):
+            h = watts[key][row["time"]]
+            h.integral_wh, h.count = row["integral"], row["count"] or 0
+        for target, index in ((watts, 1), (counter, 3)):
+            for key, row in _rows(answers[index]):
+                h = target[key][row["time"]]
+                h.count_e, h.max_e, h.first_e = row["count"] or 0, row["max"], row["first"]
+        for key, row in _rows(answers[2]):
+            if row["count"]:
+                counter[key][row["time"]].count = row["count"]
+        for key, row in _rows(answers[4]):
+            if key in counter:
+                counter[key][row["time"]].min_d = row["min"]
+        counter = {k: v for k, v in counter.items() if any(h.count for h in v.values())}
+
+        boundaries = await self._counter_boundaries(c0, c1, counter)
+        hours = range(c0, c1, HOUR_MS)
+        results: list[SeriesResult] = []
+        slow: list[tuple[SeriesKey, Method, list[int]]] = []
+        for key, by_hour in list(counter.items()) + [(k, v) for k, v in watts.items() if k not in counter]:
+            method: Method = "counter" if key in counter else "integral"
+            tags = dict(key)
+            site = self.sites.get(tags.get("site", ""))
+            if site is None:
+                continue
+            gap_ms = site.max_gap_s(tags.get("device", "")) * 1000
+            pending: list[int] = []
+            for hour in hours:
+                h = by_hour.get(hour)
+                if h is None or not h.count:
+                    continue
+                nxt = by_hour.get(hour + HOUR_MS)
+                bridged = (
+                    h.count_e == h.count
+                    and h.max_e is not None and h.max_e <= gap_ms
+                    and nxt is not None and nxt.count > 0
+                    and nxt.first_e is not None and nxt.first_e <= gap_ms
+                )
+                kwh: float | None = None
+                if bridged and method == "integral" and h.integral_wh is not None:
+                    kwh = h.integral_wh / 1000.0
+                elif bridged and method == "counter" and (h.min_d or 0) >= 0 and (nxt.min_d or 0) >= 0:  # type: ignore[union-attr]
+                    a, b = boundaries.get((key, hour)), boundaries.get((key, hour + HOUR_MS))
+                    if a is not None and b is not None and b >= a:
+                        kwh = b - a
+                if kwh is None:
+                    pending.append(hour)
+                else:
+                    self.stats.fast_series_hours += 1
+                    results.append(SeriesResult(tags, hour, kwh, 1.0, method))
+            if pending:
+                slow.append((key, method, pending))
+        results.extend(await self._slow(slow))
+        await self._write(results)
+
+    async def _counter_boundaries(
+        self, c0: int, c1: int, counter: dict[SeriesKey, dict[int, HourStats]]
+    ) -> dict[tuple[SeriesKey, int], float]:
+        """The counter interpolated at each hour boundary of the chunk, per series."""
+        if not counter:
+            return {}
+        gap_ms = int(max(s.max_gap_s(d) for s in self.sites.values() for d in [*s.devices, ""]) * 1000)
+        sites = _site_filter(self.sites)
+        statements: list[str] = []
+        edges = list(range(c0, c1 + 1, HOUR_MS))
+        for b in edges:
+            statements.append(f"SELECT last(energy_kwh) FROM {POWER} WHERE time >= {b - gap_ms}ms "
+                              f"AND time < {b}ms AND {sites} GROUP BY *")
+            statements.append(f"SELECT first(energy_kwh) FROM {POWER} WHERE time >= {b}ms "
+                              f"AND time < {b + gap_ms}ms AND {sites} GROUP BY *")
+        answers = await _query_many(self.client, statements)
+        out: dict[tuple[SeriesKey, int], float] = {}
+        for i, b in enumerate(edges):
+            before = {k: (r["time"], r["last"]) for k, r in _rows(answers[2 * i])}
+            after = {k: (r["time"], r["first"]) for k, r in _rows(answers[2 * i + 1])}
+            for key in counter:
+                site = self.sites.get(dict(key).get("site", ""))
+                if site is None:
+                    continue
+                value = counter_at(before.get(key), after.get(key), b,
+                                   site.max_gap_s(dict(key).get("device", "")) * 1000)
+                if value is not None:
+                    out[(key, b)] = value
+        return out
+
+    async def _slow(self, slow: list[tuple[SeriesKey, Method, list[int]]]) -> list[SeriesResult]:
+        """Raw points for the series-hours the aggregates could not settle."""
+        statements: list[str] = []
+        plans: list[tuple[SeriesKey, Method, list[int], float]] = []
+        for key, method, hours in slow:
+            tags = dict(key)
+            site = self.sites[tags["site"]]
+            gap_ms = site.max_gap_s(tags.get("device", "")) * 1000
+            fieldname = "energy_kwh" if method == "counter" else "watts"
+            match = " AND ".join(f"{quote_ident(k)} = {quote_str(v)}" for k, v in key)
+            for run in _runs(hours):
+                lo, hi = run[0] - gap_ms, run[-1] + HOUR_MS + gap_ms
+                statements.append(f"SELECT {fieldname} FROM {POWER} WHERE {match} AND "
+                                  f"time >= {int(lo)}ms AND time <= {int(hi)}ms")
+                plans.append((key, method, run, gap_ms))
+        answers = await _query_many(self.client, statements) if statements else []
+        results: list[SeriesResult] = []
+        for (key, method, run, gap_ms), series in zip(plans, answers):
+            points = sorted(
+                (values[0] / 1000.0, float(values[1]))
+                for entry in series for values in entry["values"] if values[1] is not None
+            )
+            for hour in run:
+                kwh, covered = energy_in(points, method, hour / 1000, hour / 1000 + HOUR_S, gap_ms / 1000)
+                self.stats.slow_series_hours += 1
+                results.append(SeriesResult(dict(key), hour, kwh, min(1.0, covered / HOUR_S), method))
+        return results
+
+    # -- cost, carbon, site totals, writing --------------------------------------------
+
+    def _price(self, site: SiteInput, hour_ms: int) -> tuple[float, float, str]:
+        """(rate, kgCO2e per kWh, carbon method) for a site's hour."""
+        settings = site.settings
+        start = dt.datetime.fromtimestamp(hour_ms / 1000, dt.timezone.utc)
+        rate = settings.tariff.mean_rate(start, settings.zone)
+        if settings.carbon.method == "intensity" and site.intensity is not None:
+            factor = site.intensity.hour_factor(hour_ms // 1000)
+            if factor is not None:
+                return rate, factor, "intensity"
+        factor, method = settings.carbon.fixed_factor(start.astimezone(settings.zone).year)
+        return rate, factor, method
+
+    async def _load_intensity(self, results: list[SeriesResult]) -> None:
+        days: dict[str, set[dt.date]] = defaultdict(set)
+        for r in results:
+            days[r.tags.get("site", "")].add(dt.datetime.fromtimestamp(r.hour_ms / 1000, dt.timezone.utc).date())
+        for name, wanted in days.items():
+            site = self.sites.get(name)
+            if site and site.intensity is not None and site.settings.carbon.method == "intensity":
+                await site.intensity.load(sorted(wanted))
+
+    async def _write(self, results: list[SeriesResult]) -> None:
+        await self._load_intensity(results)
+        prices: dict[tuple[str, int], tuple[float, float, str]] = {}
+        samples: list[Sample] = []
+        by_site_hour: dict[tuple[str, int], list[SeriesResult]] = defaultdict(list)
+        for r in results:
+            name = r.tags.get("site", "")
+            key = (name, r.hour_ms)
+            if key not in prices:
+                prices[key] = self._price(self.sites[name], r.hour_ms)
+            rate, factor, carbon_method = prices[key]
+            tags = {k: v for k, v in r.tags.items() if v != ""}
+            samples.append(Sample(ENERGY, tags, {
+                "kwh": r.kwh, "cost": r.kwh * rate, "kgco2e": r.kwh * factor, "coverage": r.coverage,
+                "method": r.method, "carbon_method": carbon_method,
+            }, r.hour_ms * 1_000_000))
+            by_site_hour[key].append(r)
+        self.stats.energy_points += len(samples)
+        for (name, hour), rows in sorted(by_site_hour.items()):
+            site = self.sites[name]
+            sample = site_point(site, hour, rows, prices[(name, hour)])
+            if sample is not None:
+                samples.append(sample)
+                self.stats.site_points += 1
+        lines = encode_lines(samples)
+        for i in range(0, len(lines), WRITE_BATCH):
+            await self.client.write(lines[i : i + WRITE_BATCH])
+
+
+def _runs(hours: list[int]) -> list[list[int]]:
+    """Consecutive hours grouped: one raw query per run."""
+    runs: list[list[int]] = []
+    for hour in sorted(hours):
+        if runs and hour - runs[-1][-1] == HOUR_MS:
+            runs[-1].append(hour)
+        else:
+            runs.append([hour])
+    return runs
+
+
+def meter_rows(spec: str, rows: list[SeriesResult]) -> list[SeriesResult]:
+    """The series a meter spec (device, device/scope, device/scope/entity) stands for
+    in one hour: a bare device means its own total (device_rows)."""
+    parts = spec.split("/")
+    mine = [r for r in rows if r.tags.get("device") == parts[0]]
+    if len(parts) == 1:
+        return device_rows(mine)
+    mine = [r for r in mine if r.tags.get("scope") == parts[1]]
+    if len(parts) == 3:
+        mine = [r for r in mine if r.tags.get("entity") == parts[2]]
+    return mine
+
+
+def device_rows(rows: list[SeriesResult]) -> list[SeriesResult]:
+    """One device's total: the series of the first scope present in TOTAL_SCOPES
+    (device, inlet, phase, psu), never output; the same rule as schema.device_watts."""
+    for scope in TOTAL_SCOPES:
+        chosen = [r for r in rows if r.tags.get("scope") == scope]
+        if chosen:
+            return chosen
+    return []
+
+
+def site_point(
+    site: SiteInput, hour_ms: int, rows: list[SeriesResult], price: tuple[float, float, str]
+) -> Sample | None:
+    """The site's hour: facility meters where declared, else each device's own total
+    once (devices fed through another configured device are left to their feeder)."""
+    meters = site.settings.energy
+    if meters.facility:
+        counted = [r for spec in meters.facility for r in meter_rows(spec, rows)]
+    else:
+        by_device: dict[str, list[SeriesResult]] = defaultdict(list)
+        for r in rows:
+            by_device[r.tags.get("device", "")].append(r)
+        counted = []
+        for device, mine in by_device.items():
+            info = site.devices.get(device)
+            if info is not None and info.fed_by and info.fed_by.split("/")[0] in site.devices:
+                continue
+            counted.extend(device_rows(mine))
+    it_rows = [r for spec in meters.it for r in meter_rows(spec, rows)]
+    if not counted and not it_rows:
+        return None
+    rate, factor, carbon_method = price
+    fields: dict[str, Any] = {}
+    if counted:
+        kwh = sum(r.kwh for r in counted)
+        fields.update(kwh=kwh, cost=kwh * rate, kgco2e=kwh * factor,
+                      coverage=sum(r.coverage for r in counted) / len(counted))
+    if it_rows:
+        fields["it_kwh"] = sum(r.kwh for r in it_rows)
+    fields["carbon_method"] = carbon_method
+    tags = {"site": site.settings.name}
+    if meters.category is not None:
+        tags["pue_category"] = str(meters.category)
+    return Sample(SITE_ENERGY, tags, fields, hour_ms * 1_000_000)
+
+
+def site_inputs(sites: Iterable[SiteSettings], default_interval_s: float, cache_dir: Any = None) -> list[SiteInput]:
+    """SiteInputs from configured sites (SiteSettings with `devices`: name, interval,
+    fed_by, enabled). Sites asking for the intensity method share one source per API
+    and region, cached in `cache_dir`."""
+    sources: dict[tuple[str, int | None], IntensitySource] = {}
+    out: list[SiteInput] = []
+    for site in sites:
+        devices = {
+            d.name: DeviceInfo(d.interval or default_interval_s, d.fed_by)
+            for d in getattr(site, "devices", []) if getattr(d, "enabled", True)
+        }
+        source = None
+        carbon = site.carbon
+        if carbon.method == "intensity":
+            key = (carbon.api_url, carbon.region)
+            source = sources.setdefault(key, IntensitySource(carbon.api_url, carbon.region, cache_dir))
+        out.append(SiteInput(site, devices, default_interval_s, source))
+    return out

@@ -1,0 +1,128 @@
+"""`greenwatch rollup` and `greenwatch energy`: the energy accounting commands
+(hooked into greenwatch/cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from energy.report import Report, read_report
+from energy.rollup import Rollup, site_inputs
+from greenwatch.config import Config, load_config
+from greenwatch.core.yamlfile import InputError
+from rules.runner import query_client
+
+COMMANDS = ("rollup", "energy")
+EXIT_OK, EXIT_BAD_INPUT = 0, 2
+out = Console()
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    rollup = subparsers.add_parser("rollup", help="compute the hourly energy rollups for a period (idempotent)")
+    _period_args(rollup)
+    energy = subparsers.add_parser("energy", help="kWh, PUE, cost and carbon of a period, per site and in total")
+    _period_args(energy)
+    energy.add_argument("--site", help="only this site")
+    energy.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+
+def _period_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", "-c", required=True, type=Path)
+    p.add_argument("--from", dest="start", required=True, metavar="DATE",
+                   help="start: YYYY-MM-DD or an ISO time (UTC unless it has an offset)")
+    p.add_argument("--to", dest="end", required=True, metavar="DATE", help="end (exclusive), as --from")
+
+
+def parse_when(text: str, option: str) -> dt.datetime:
+    """'2025-03-24' or '2025-03-24T06:00[+01:00]' -> an aware datetime (UTC if no offset)."""
+    try:
+        when = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise InputError([f"{option}: expected a date YYYY-MM-DD or an ISO time, got {text!r}"]) from None
+    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+
+
+def parse_period(args: argparse.Namespace) -> tuple[dt.datetime, dt.datetime]:
+    start, end = parse_when(args.start, "--from"), parse_when(args.end, "--to")
+    if end <= start:
+        raise InputError([f"--to ({args.end}) must be after --from ({args.start})"])
+    return start, end
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    # Everything the user gave is checked before anything is read or written.
+    start, end = parse_period(args)
+    config = load_config(args.config)
+    if args.command == "rollup":
+        return asyncio.run(_rollup(config, start, end))
+    if args.site is not None and args.site not in {s.name for s in config.sites}:
+        raise InputError([f"--site: no site {args.site!r} in {args.config} "
+                          f"(sites: {', '.join(s.name for s in config.sites) or 'none'})"])
+    return asyncio.run(_energy(config, start, end, args.site, args.json))
+
+
+def intensity_cache(config: Config) -> Path:
+    """Carbon Intensity API answers are cached beside the spool."""
+    return config.spool.path.parent / "carbon-intensity-cache"
+
+
+async def _rollup(config: Config, start: dt.datetime, end: dt.datetime) -> int:
+    client = query_client(config.influxdb)
+    sites = site_inputs(config.sites, config.defaults.interval, intensity_cache(config))
+    try:
+        rollup = Rollup(client, sites)
+        if sys.stdout.isatty():
+            with Progress(TextColumn("rollup"), BarColumn(), MofNCompleteColumn(), TextColumn("hours"),
+                          TimeRemainingColumn(), console=out) as bar:
+                task = bar.add_task("rollup", total=None)
+                stats = await rollup.run(start, end, lambda done, total: bar.update(task, completed=done, total=total))
+        else:
+            stats = await rollup.run(start, end)
+    finally:
+        await client.close()
+    out.print(f"rolled up {stats.hours} hours: {stats.energy_points} energy points, {stats.site_points} "
+              f"site_energy points ({stats.slow_series_hours} series-hours from raw points)", highlight=False)
+    return EXIT_OK
+
+
+async def _energy(config: Config, start: dt.datetime, end: dt.datetime, site: str | None, as_json: bool) -> int:
+    client = query_client(config.influxdb)
+    try:
+        sites = [s for s in config.sites if site is None or s.name == site]
+        report = await read_report(client, sites, start, end)
+    finally:
+        await client.close()
+    if as_json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        _print_table(report)
+    return EXIT_OK
+
+
+def _fmt(value: Any, pattern: str) -> str:
+    return "" if value is None else format(value, pattern)
+
+
+def _print_table(report: Report) -> None:
+    table = Table(title=f"energy {report.start:%Y-%m-%d %H:%M} to {report.end:%Y-%m-%d %H:%M} UTC")
+    for col in ("site", "kWh", "IT kWh", "PUE", "cat.", "cost", "kgCO2e", "carbon", "coverage", "top consumers"):
+        table.add_column(col, justify="left" if col in ("site", "carbon", "top consumers") else "right")
+    for name, s in report.sites.items():
+        top = ", ".join(f"{t['device']} {t['kwh']:,.1f}" for t in s.top[:3])
+        table.add_row(name, _fmt(s.kwh, ",.1f"), _fmt(s.it_kwh, ",.1f"), _fmt(s.pue, ".2f"),
+                      "" if s.pue_category is None else str(s.pue_category),
+                      f"{_fmt(s.cost, ',.2f')} {s.currency}", _fmt(s.kgco2e, ",.1f"), s.carbon_method,
+                      f"{s.coverage:.1%}", top)
+    t = report.total
+    table.add_row("[bold]total[/bold]", _fmt(t["kwh"], ",.1f"), _fmt(t["it_kwh"], ",.1f"), _fmt(t["pue"], ".2f"), "",
+                  " + ".join(f"{v:,.2f} {c}" for c, v in t["cost"].items()), _fmt(t["kgco2e"], ",.1f"), "", "", "")
+    out.print(table)
