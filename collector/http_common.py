@@ -1,20 +1,18 @@
-"""HTTP plumbing the power-API sources share (Redfish, plugs, JSON meters):
-timeouts, TLS, basic auth, failures described without credentials, JSON parsing."""
+"""What the collector's HTTP sources (Redfish, plugs, JSON meters) share on top of
+greenwatch.core.http: the failure they raise, their timeout rule, one request turned
+into a reply or a SourceFailure, and reading numbers out of untrusted JSON."""
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import json
 import math
-import ssl
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote, quote_plus
 
-import aiohttp
+from yarl import URL
 
 from collector.config import Defaults, Device
+from greenwatch.core.http import HttpClient, HttpFailure, JsonError, Reply, parse_json
 
 
 class SourceFailure(Exception):
@@ -35,69 +33,38 @@ def request_timeout(own: float | None, device: Device, defaults: Defaults, fallb
     return fallback
 
 
-def tls_option(verify: bool, ca_file: Path | None) -> ssl.SSLContext | bool:
-    """aiohttp's `ssl=`: verification on (system CAs, or `ca_file`), or off."""
-    if not verify:
-        return False
-    if ca_file is None:
-        return True
+async def fetch(http: HttpClient, what: str, method: str, url: str | URL, **kwargs: Any) -> Reply:
+    """One request and its whole reply; SourceFailure (prefixed by `what`, the request
+    as messages name it) when no usable reply came."""
     try:
-        return ssl.create_default_context(cafile=str(ca_file))
-    except (OSError, ssl.SSLError) as exc:
-        raise SourceFailure(f"cannot use ca_file {ca_file}: {getattr(exc, 'strerror', None) or exc}") from None
+        return await http.request(method, url, **kwargs)
+    except HttpFailure as exc:
+        raise SourceFailure(f"{what}: {exc}") from None
 
 
-def basic_header(username: str, password: str) -> str:
-    """An HTTP basic Authorization header value (RFC 7617, UTF-8)."""
-    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
-
-
-def describe_failure(exc: BaseException, timeout: float) -> str:
-    """A short, credential-free account of a transport failure."""
-    if isinstance(exc, (TimeoutError, asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
-        return f"no answer within {timeout:g} s"
-    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
-        return (f"TLS certificate not trusted ({exc.certificate_error}); "
-                "give ca_file, or set verify_tls: false")
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        reason = exc.os_error.strerror or str(exc.os_error) or type(exc.os_error).__name__
-        return f"cannot connect to {exc.host}:{exc.port}: {reason}"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
-        return "the server closed the connection without answering"
-    if isinstance(exc, aiohttp.ClientPayloadError):
-        return f"reply broken off: {exc}"
-    if isinstance(exc, aiohttp.TooManyRedirects):
-        return "too many redirects"
-    if isinstance(exc, aiohttp.ClientResponseError):  # its text carries the URL: leave it out
-        return f"{type(exc).__name__}: HTTP {exc.status} {exc.message}".rstrip()
-    return f"{type(exc).__name__}: {exc}"
-
-
-def scrub(text: str, secrets: list[str]) -> str:
-    """`text` with every secret (as written, and as URL-quoted) replaced by ***: a
-    message may quote a URL or a reply that carries one."""
-    for secret in secrets:
-        if len(secret) >= 3:
-            for form in {secret, quote(secret, safe=""), quote_plus(secret)}:
-                text = text.replace(form, "***")
-    return text
-
-
-def parse_json(body: bytes, what: str) -> Any:
+async def reply_json(reply: Reply, what: str) -> Any:
     try:
-        return json.loads(body)
-    except UnicodeDecodeError:
-        raise SourceFailure(f"{what}: reply is not text (not JSON)") from None
-    except json.JSONDecodeError as exc:
-        raise SourceFailure(f"{what}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})") from None
+        return await reply.json()
+    except JsonError as exc:
+        raise SourceFailure(f"{what}: {exc}") from None
 
 
-def error_detail(body: bytes) -> str:
-    """The device's own words from an error reply, where it gives some (bounded)."""
+def http_error(reply: Reply, what: str, http: HttpClient) -> SourceFailure:
+    """An HTTP error status as a failure: status, reason and the device's own words."""
+    return SourceFailure(f"{what}: HTTP {reply.status} {reply.reason}".rstrip()
+                         + error_detail(reply.body, http.redactor))
+
+
+def error_detail(body: bytes, redact: Callable[[str], str]) -> str:
+    """The device's own words from an error reply, where it gives some: redacted
+    before it is cut short, so that no part of an echoed secret survives the cut."""
     try:
-        data = json.loads(body)
-    except ValueError:
-        text = body[:200].decode("utf-8", "replace").strip()
+        # Only a short body can be an error message worth quoting.
+        data = json.loads(body) if len(body) <= 64 * 1024 else None
+    except (ValueError, RecursionError):
+        data = None
+    if data is None:
+        text = redact(body[:4096].decode("utf-8", "replace")).strip()[:200]
         return f": {text}" if text and "<" not in text[:1] else ""
     message = None
     if isinstance(data, dict):
@@ -108,18 +75,45 @@ def error_detail(body: bytes) -> str:
             if isinstance(extended, list) and extended and isinstance(extended[0], dict):
                 message = extended[0].get("Message") or message
         message = message or data.get("message") or data.get("WARNING")
-    return f": {str(message)[:200]}" if message else ""
+    if not message:
+        return ""
+    return f": {redact(message)[:200]}" if isinstance(message, str) else f": {shown(message)}"
+
+
+def shown(value: Any, limit: int = 60, quote: bool = True) -> str:
+    """A JSON value as a message quotes it: short, and cheap whatever its size or depth
+    (a 400-digit number, a list nested 900 deep)."""
+    if isinstance(value, str):
+        text = value[:limit]
+        return json.dumps(text) if quote else text
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, int) and abs(value) >= 10**18:
+        return f"a {len(str(abs(value)))}-digit number"
+    if isinstance(value, int | float):
+        return repr(value)[:limit]
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "a list"
+    return type(value).__name__
 
 
 def number(value: Any, where: str, allow_text: bool = False) -> float:
-    """A finite real number, or SourceFailure naming where it was expected."""
-    if isinstance(value, bool) or value is None:
-        raise SourceFailure(f"{where}: expected a number, got {json.dumps(value)}")
+    """A finite real number, or SourceFailure naming where it was expected. Python's
+    JSON reads NaN, Infinity and 1e999 (inf) and integers of any length: none of them
+    is a reading."""
     if isinstance(value, str) and allow_text:
         try:
-            value = float(value.strip())
+            value = float(value.strip()[:64])
         except ValueError:
-            raise SourceFailure(f"{where}: expected a number, got {json.dumps(value)}") from None
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise SourceFailure(f"{where}: expected a number, got {json.dumps(value)[:60]}")
-    return float(value)
+            raise SourceFailure(f"{where}: expected a number, got {shown(value)}") from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SourceFailure(f"{where}: expected a number, got {shown(value)}")
+    try:
+        result = float(value)
+    except OverflowError:  # an int beyond any float
+        result = math.inf
+    if not math.isfinite(result):
+        raise SourceFailure(f"{where}: expected a finite number, got {shown(value)}")
+    return result

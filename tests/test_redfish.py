@@ -227,6 +227,11 @@ def test_config_accepts_the_redfish_line_as_written(tmp_path):
                   timeout: 15s
         """))
     import os
+    import subprocess
+    # A real CA file: the loader checks that ca_file loads.
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(tmp_path / "bmc-ca.key"), "-out", str(tmp_path / "bmc-ca.pem"),
+                    "-days", "2", "-subj", "/CN=bmc-ca"], check=True, capture_output=True)
     os.environ["GW_TEST_BMC_PASSWORD"] = "s3cret-pw"
     try:
         config = load_config(path)
