@@ -11,6 +11,8 @@ from pydantic import ConfigDict, Field, ValidationInfo, field_validator
 from greenwatch.core.calendar import Window
 from greenwatch.core.config import Duration, Strict, base_dir
 
+from .model import LongDuration
+
 
 class RuleOverride(Strict):
     """Change one rule's parameters, for every site or for the sites named."""
@@ -21,7 +23,7 @@ class RuleOverride(Strict):
     sites: list[str] = []
     enabled: bool = True
     threshold: float | None = Field(None, allow_inf_nan=False)
-    for_: Duration | None = Field(None, alias="for")
+    for_: LongDuration | None = Field(None, alias="for")
     window: Window | None = None
     severity: Literal["info", "warning", "critical"] | None = None
 

@@ -345,12 +345,7 @@ async def yaml_candidates(rule: Rule, ctx: Context, at: dt.datetime) -> list[Can
             basis = [s.rows[t]["basis"] for t in stretch if "basis" in s.rows[t]]
             base = sum(basis) / len(basis) if basis else 0.0
         sv = rule.savings
-        delta = 1.0
-        if sv.excess_over is not None:
-            delta = value - sv.excess_over
-        elif sv.shortfall_below is not None:
-            delta = sv.shortfall_below - value
-        watts = sv.fixed_watts + max(delta, 0.0) * sv.per_unit * base
+        watts = sv.watts(value, base)
         out.append(Candidate(rule.id, site, device, s.tags.get("entity") or None if rule.per == "entity" else None,
                              value, hours, watts, sv.window or settings.window,
                              label=s.tags.get("label") or None))

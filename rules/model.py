@@ -7,12 +7,12 @@ from __future__ import annotations
 import re
 import string
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from greenwatch.core.calendar import Window
-from greenwatch.core.config import Duration, Strict
+from greenwatch.core.config import Strict, parse_duration
 from greenwatch.core.schema import FIELDS, KINDS, POWER_SCOPES
 
 # The energy helper's hourly rollups (issue 6 section 2): rules may read them too.
@@ -29,6 +29,21 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 # What a summary may say, filled in per finding.
 SUMMARY_KEYS = ("site", "device", "entity", "label", "value", "hours", "threshold", "count",
                 "kwh_per_year", "cost_per_year", "currency", "kgco2e_per_year")
+
+
+_LONG = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(d|w)\s*$")
+
+
+def parse_long_duration(value: Any) -> float:
+    """As the config's durations (60s, 5m, 1h), plus days and weeks (7d, 1w): rules
+    look at nights and weeks."""
+    match = _LONG.match(str(value)) if isinstance(value, str) else None
+    if match:
+        return parse_duration(float(match.group(1)) * {"d": 86400, "w": 7 * 86400}[match.group(2)])
+    return parse_duration(value)
+
+
+LongDuration = Annotated[float, BeforeValidator(parse_long_duration)]
 
 
 def measurement_fields(measurement: str) -> tuple[str, ...] | None:
@@ -79,11 +94,12 @@ class Savings(Strict):
     """What acting on the finding saves, in watts over the hours of `window` in a year:
     fixed_watts + per_unit x delta x base, where delta is value - excess_over, or
     shortfall_below - value, or 1 (never below 0), and base is 1, the subject device's
-    mean power from `power` (device_power) or the query's `basis` column (basis)."""
+    mean power from `power` (device_power) or the query's `basis` column (basis). The
+    second term is there when excess_over, shortfall_below or per_unit is given."""
 
     excess_over: float | None = None
     shortfall_below: float | None = None
-    per_unit: float = Field(1.0, ge=0, allow_inf_nan=False)
+    per_unit: float | None = Field(None, ge=0, allow_inf_nan=False)  # 1 when a delta is given
     base: Literal["one", "device_power", "basis"] = "one"
     fixed_watts: float = Field(0.0, ge=0, allow_inf_nan=False)
     # The window in which the saving applies; default: the rule's.
@@ -93,7 +109,25 @@ class Savings(Strict):
     def _one_delta(self) -> Savings:
         if self.excess_over is not None and self.shortfall_below is not None:
             raise ValueError("give excess_over or shortfall_below, not both")
+        if not self.proportional and self.fixed_watts == 0:
+            raise ValueError("say what is saved: fixed_watts, or excess_over / shortfall_below / per_unit")
         return self
+
+    @property
+    def proportional(self) -> bool:
+        return self.excess_over is not None or self.shortfall_below is not None or self.per_unit is not None
+
+    def watts(self, value: float, base: float) -> float:
+        """The watts saved for a subject whose tested aggregate is `value`."""
+        if not self.proportional:
+            return self.fixed_watts
+        delta = 1.0
+        if self.excess_over is not None:
+            delta = value - self.excess_over
+        elif self.shortfall_below is not None:
+            delta = self.shortfall_below - value
+        per_unit = 1.0 if self.per_unit is None else self.per_unit
+        return self.fixed_watts + max(delta, 0.0) * per_unit * base
 
 
 class Rule(Strict):
@@ -114,8 +148,8 @@ class Rule(Strict):
     # After the condition holds per entity, report one finding per device (idle ports).
     merge_to_device: bool = False
     bucket: Literal["1h", "1d"] = "1h"
-    for_: Duration = Field(alias="for")
-    lookback: Duration | None = None
+    for_: LongDuration = Field(alias="for")
+    lookback: LongDuration | None = None
     window: Window = "always"
     savings: Savings
     summary: str = "{device}: {value:.1f} for {hours:.0f} h"

@@ -28,7 +28,7 @@ from greenwatch.core.yamlfile import InputError, parse_model_with_node, problem_
 
 from .config import RuleOverride
 from .engine import AnyRule, Engine, Finding, quote_ident, to_ns
-from .loader import load_rules
+from .loader import load_rule, python_rules
 
 _KEY = re.compile(r"^\s*([A-Za-z_][\w]*)\s*\{(.*)\}\s+([A-Za-z_]\w*)\s*$")
 _TAG = re.compile(r'\s*([A-Za-z_]\w*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
@@ -199,8 +199,10 @@ async def run_test_file(path: Path, url: str, rules: list[AnyRule] | None = None
     result = TestResult(path)
     test, node, sites, samples = load_test(path)
     if rules is None:
-        rules = load_rules([path.parent], shipped=False)
-        rules += [r for r in load_rules([], shipped=True) if r.id not in {x.id for x in rules}]
+        # Only the rule under test (a broken neighbour must not fail this test),
+        # else the entry-point rules.
+        beside = path.parent / f"{test.rule or path.name.removesuffix('.test.yaml')}.yaml"
+        rules = [load_rule(beside)] if beside.exists() else python_rules()
     rule = _find_rule(path, test, node, rules)
     db = f"rules_test_{uuid.uuid4().hex[:12]}"
     admin = InfluxClient(url, db)
