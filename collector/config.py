@@ -14,6 +14,7 @@ from pydantic import (
     model_validator,
 )
 
+from collector.snmp.engines import available_engines
 from greenwatch.core.config import (
     Duration,
     Secret,
@@ -21,7 +22,7 @@ from greenwatch.core.config import (
     base_dir,
     http_url,
     inventory_tags,
-    relative_file,
+    tls_ca_file,
     split_address,
 )
 from greenwatch.core.schema import FIELDS, KINDS, POWER
@@ -46,6 +47,14 @@ class CollectorConfig(Strict):
     @classmethod
     def _relative_dirs(cls, value: list[Path], info: ValidationInfo) -> list[Path]:
         return [p if p.is_absolute() else base_dir(info) / p for p in value]
+
+    @field_validator("snmp_engine")
+    @classmethod
+    def _installed(cls, value: str) -> str:
+        available = available_engines()
+        if value != "auto" and value not in available:
+            raise ValueError(f"SNMP engine {value!r} is not installed here (installed: {', '.join(available)})")
+        return value
 
 
 AuthProtocol = Literal["MD5", "SHA", "SHA224", "SHA256", "SHA384", "SHA512"]
@@ -115,7 +124,7 @@ class RedfishConfig(Strict):
     @field_validator("ca_file")
     @classmethod
     def _ca_relative(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        return relative_file(value, info)
+        return tls_ca_file(value, info)
 
     @model_validator(mode="after")
     def _credentials(self) -> RedfishConfig:
@@ -170,7 +179,7 @@ class HttpPowerConfig(Strict):
     @field_validator("ca_file")
     @classmethod
     def _ca_relative(cls, value: Path | None, info: ValidationInfo) -> Path | None:
-        return relative_file(value, info)
+        return tls_ca_file(value, info)
 
     @model_validator(mode="after")
     def _per_type(self) -> HttpPowerConfig:

@@ -363,38 +363,88 @@ def load_profiles(extra_dirs: list[Path] | None = None) -> ProfileSet:
             problems.extend(exc.problems)
     if problems:
         raise InputError(problems)
-    resolved: dict[str, Profile] = {}
-    for name in raw:
-        try:
-            resolved[name] = _resolve(name, raw, files, nodes, resolved, ())
-        except InputError as exc:
-            problems.extend(exc.problems)
+    bad, problems = _check_extends(raw, files, nodes)
     if problems:
         raise InputError(problems)
+    resolved: dict[str, Profile] = {}
+    for name in raw:
+        if name not in bad:
+            _resolve(name, raw, files, resolved)
     return ProfileSet(resolved)
 
 
-def _resolve(
-    name: str,
-    raw: dict[str, ProfileFile],
-    files: dict[str, Path],
-    nodes: dict[str, yaml.Node | None],
-    done: dict[str, Profile],
-    chain: tuple[str, ...],
-) -> Profile:
+# Deeper chains are a mistake (shipped profiles go three deep); the limit also keeps
+# _resolve's recursion far from Python's.
+MAX_EXTENDS = 16
+
+
+def _check_extends(
+    raw: dict[str, ProfileFile], files: dict[str, Path], nodes: dict[str, yaml.Node | None]
+) -> tuple[set[str], list[str]]:
+    """The profiles that cannot be resolved, and a problem at the `extends` line of each
+    unknown base, loop, or chain longer than MAX_EXTENDS. A depth-first walk with its
+    own stack, so that a chain thousands long is refused, not a RecursionError."""
+    depth: dict[str, int] = {}  # profiles in the longest chain from it, itself included
+    bad: set[str] = set()
+    problems: list[str] = []
+    for root in raw:
+        if root in depth or root in bad:
+            continue
+        stack: list[list[Any]] = [[root, 0]]  # [name, next extends index]
+        on_path: dict[str, int] = {root: 0}
+        while stack:
+            frame = stack[-1]
+            name, i = frame
+            bases = raw[name].extends
+            if i < len(bases):
+                frame[1] += 1
+                base = bases[i]
+                here = (files[name], nodes[name], ("extends", i))
+                if base not in raw:
+                    problems.append(problem_at(*here, f"unknown profile {base!r} (known: {', '.join(sorted(raw))})"))
+                    bad.add(name)
+                elif base in on_path:
+                    loop = [f[0] for f in stack[on_path[base]:]] + [base]
+                    problems.append(problem_at(*here, f"extends loops: {' -> '.join(loop)}"))
+                    bad.add(name)
+                elif base in bad:
+                    bad.add(name)
+                elif base not in depth:
+                    on_path[base] = len(stack)
+                    stack.append([base, 0])
+                continue
+            stack.pop()
+            del on_path[name]
+            if name not in bad and any(b in bad for b in bases):
+                bad.add(name)
+            if name in bad:
+                continue
+            depth[name] = 1 + max((depth[b] for b in bases), default=0)
+            if depth[name] > MAX_EXTENDS:
+                # Reported once, at the profile that first goes over; those extending
+                # it are refused with it.
+                bad.add(name)
+                if all(depth[b] <= MAX_EXTENDS for b in bases):
+                    deepest = max(range(len(bases)), key=lambda j: depth[bases[j]])
+                    chain = [name]
+                    while raw[chain[-1]].extends:
+                        chain.append(max(raw[chain[-1]].extends, key=depth.__getitem__))
+                    problems.append(problem_at(files[name], nodes[name], ("extends", deepest),
+                                               f"extends chains {depth[name]} profiles deep (at most "
+                                               f"{MAX_EXTENDS}): {' -> '.join(chain)}"))
+    return bad, problems
+
+
+def _resolve(name: str, raw: dict[str, ProfileFile], files: dict[str, Path], done: dict[str, Profile]) -> Profile:
+    """The profile with its bases' metrics before its own (bases checked beforehand)."""
     if name in done:
         return done[name]
-    if name in chain:
-        raise InputError([f"{files[chain[0]]}: extends loops: {' -> '.join(chain + (name,))}"])
     spec = raw[name]
     metrics: list[Metric] = []
     kind = spec.kind
     max_rep = spec.max_repetitions
-    for i, base_name in enumerate(spec.extends):
-        if base_name not in raw:
-            raise InputError([problem_at(files[name], nodes[name], ("extends", i),
-                                         f"unknown profile {base_name!r} (known: {', '.join(sorted(raw))})")])
-        base = _resolve(base_name, raw, files, nodes, done, chain + (name,))
+    for base_name in spec.extends:
+        base = _resolve(base_name, raw, files, done)
         metrics.extend(base.metrics)
         kind = kind or base.kind
         max_rep = max_rep or base.max_repetitions

@@ -53,4 +53,5 @@ class Config(Strict):
 def load_config(path: Path | str) -> Config:
     """Read and validate a config file. Raises InputError naming file, line and field."""
     path = Path(path)
-    return parse_model(Config, path, context={"base_dir": path.resolve().parent})
+    # The file's folder anchors relative paths; its name, the default spool's.
+    return parse_model(Config, path, context={"base_dir": path.resolve().parent, "config_file": path.name})

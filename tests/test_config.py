@@ -55,8 +55,8 @@ def test_issue_example_is_accepted_as_written(tmp_path):
     assert pdu.snmp.version == "2c" and pdu.snmp.community.get_secret_value() == "pdu-a1"
     assert pdu.tags == {"room": "hall-1", "rack": "A1"} and pdu.profile is None
     assert ups.profile == "ups-mib"
-    # The spool sits beside the config file unless told otherwise.
-    assert config.spool.path == tmp_path.resolve() / "greenwatch-spool.db"
+    # The spool sits beside the config file, named after it, unless told otherwise.
+    assert config.spool.path == tmp_path.resolve() / "greenwatch.spool.db"
 
 
 def test_check_accepts_the_example(tmp_path):
@@ -205,7 +205,7 @@ def test_bad_config_names_the_place_and_exits_2(tmp_path, case):
         assert f"{path}" in result.stderr and expected in result.stderr, result.stderr
         assert "Traceback" not in result.stderr
     # Nothing was started: no spool was created beside the config.
-    assert not (tmp_path / "greenwatch-spool.db").exists()
+    assert not list(tmp_path.glob("*.db"))
 
 
 def test_malformed_oid_in_a_user_profile_exits_2(tmp_path):
