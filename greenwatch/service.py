@@ -27,6 +27,7 @@ from greenwatch.core.influx import InfluxClient, InfluxV2Writer, LineWriter
 from greenwatch.core.sink import Sink, SinkStats
 from greenwatch.core.spool import Spool
 from greenwatch.core.yamlfile import InputError, load_yaml, problem_at
+from rules.runner import periodic_job as rules_job
 
 log = logging.getLogger("greenwatch")
 
@@ -106,6 +107,9 @@ class Service:
         self.collector = Collector(entries, self.sink, config.collector.concurrency)
         # Jobs beside polling; each capability adds its own (see Periodic).
         self.periodic: list[Periodic] = []
+        if not once:
+            self.periodic.append(Periodic("rules", config.rules.interval,
+                                          rules_job(config.influxdb, config.rules, config.sites)))
 
     async def __aenter__(self) -> Service:
         self.sink.start()
