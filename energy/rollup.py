@@ -198,19 +198,19 @@ class Rollup:
         answers = await _query_many(self.client, statements)
         watts: dict[SeriesKey, dict[int, HourStats]] = defaultdict(lambda: defaultdict(HourStats))
         counter: dict[SeriesKey, dict[int, HourStats]] = defaultdict(lambda: defaultdict(HourStats))
+        # A split series' entries each carry some columns of a row and nulls for the
+        # rest: only values are merged, never nulls over values.
         for key, row in _rows(answers[0]):
-            h = watts[key][row["time"]]
-            h.integral_wh, h.count = row["integral"], row["count"] or 0
+            _merge(watts[key][row["time"]], integral_wh=row["integral"], count=row["count"])
         for target, index in ((watts, 1), (counter, 3)):
             for key, row in _rows(answers[index]):
-                h = target[key][row["time"]]
-                h.count_e, h.max_e, h.first_e = row["count"] or 0, row["max"], row["first"]
+                _merge(target[key][row["time"]], count_e=row["count"], max_e=row["max"], first_e=row["first"])
         for key, row in _rows(answers[2]):
             if row["count"]:
-                counter[key][row["time"]].count = row["count"]
+                _merge(counter[key][row["time"]], count=row["count"])
         for key, row in _rows(answers[4]):
             if key in counter:
-                counter[key][row["time"]].min_d = row["min"]
+                _merge(counter[key][row["time"]], min_d=row["min"])
         counter = {k: v for k, v in counter.items() if any(h.count for h in v.values())}
 
         boundaries = await self._counter_boundaries(c0, c1, counter)
@@ -361,6 +361,12 @@ class Rollup:
         lines = encode_lines(samples)
         for i in range(0, len(lines), WRITE_BATCH):
             await self.client.write(lines[i : i + WRITE_BATCH])
+
+
+def _merge(stats: HourStats, **values: Any) -> None:
+    for name, value in values.items():
+        if value is not None and (name not in ("count", "count_e") or value):
+            setattr(stats, name, value)
 
 
 def _runs(hours: list[int]) -> list[list[int]]:
