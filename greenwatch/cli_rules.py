@@ -17,7 +17,7 @@ from rich.table import Table
 from greenwatch.core.influx import InfluxClient
 from greenwatch.core.influxd import Influxd, InfluxdError
 from greenwatch.core.yamlfile import InputError
-from rules.loader import PACK_DIR, lint, test_files
+from rules.loader import PACK_DIR, lint, rule_test_files
 from rules.runner import engine_from, query_client
 from rules.testing import run_test_file
 
@@ -80,7 +80,7 @@ def influx_url(url: str | None) -> Iterator[str]:
 
 
 async def _test(paths: list[Path], url: str | None) -> int:
-    files = test_files(paths)
+    files = rule_test_files(paths)
     if not files:
         raise InputError([f"{', '.join(map(str, paths))}: no rule tests (NAME.test.yaml) found"])
     failed = 0
@@ -148,7 +148,8 @@ async def _run(config_path: Path, at: dt.datetime) -> int:
         table.add_row(f.state, f.rule, f.site, "/".join(p for p in (f.device, f.entity) if p), f.severity,
                       f"{f.kwh_per_year:,.0f}", f"{f.cost_per_year:,.0f} {f.currency}", f"{f.kgco2e_per_year:,.0f}",
                       f.summary)
-    out.print(table)
+    # Piped or captured output keeps whole ids and names rather than 80 columns of ellipses.
+    Console(width=None if out.is_terminal else 200).print(table)
     opened = sum(f.state == "opened" for f in events)
     resolved = sum(f.state == "resolved" for f in events)
     out.print(f"{len(events)} findings written: {opened} opened, {len(events) - opened - resolved} still open, "

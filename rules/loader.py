@@ -32,7 +32,7 @@ def rule_files(paths: Iterable[Path]) -> list[Path]:
     return out
 
 
-def test_files(paths: Iterable[Path]) -> list[Path]:
+def rule_test_files(paths: Iterable[Path]) -> list[Path]:
     out: list[Path] = []
     for path in paths:
         if path.is_dir():

@@ -116,7 +116,7 @@ class RuleTest(Strict):
 
 
 @dataclass
-class TestResult:
+class RuleTestResult:
     path: Path
     failures: list[str] = field(default_factory=list)
     evaluations: int = 0
@@ -192,11 +192,11 @@ def _find_rule(path: Path, test: RuleTest, node: Any, extra_rules: list[AnyRule]
                                  f"no rule {rule_id!r} beside the test or among the entry-point rules")])
 
 
-async def run_test_file(path: Path, url: str, rules: list[AnyRule] | None = None) -> TestResult:
+async def run_test_file(path: Path, url: str, rules: list[AnyRule] | None = None) -> RuleTestResult:
     """Run one test file against InfluxDB at `url`, in a database of its own (dropped
     afterwards). `rules`: the rules to look the test's rule up in (default: the rules
     beside the file, then the entry-point rules)."""
-    result = TestResult(path)
+    result = RuleTestResult(path)
     test, node, sites, samples = load_test(path)
     if rules is None:
         # Only the rule under test (a broken neighbour must not fail this test),
