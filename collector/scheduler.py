@@ -77,6 +77,7 @@ class Collector:
         self._slots = asyncio.Semaphore(concurrency)
         self._scheduler: AsyncIOScheduler | None = None
         self._inflight: set[asyncio.Task] = set()
+        self._stopping = False
         self._start_mono = 0.0
         self.accepted = 0  # points durably accepted by the sink this run
 
@@ -182,6 +183,11 @@ class Collector:
             self._inflight.add(task)
         try:
             await self.poll(entry)
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+            # Cancelled by stop(), as intended: not an error for APScheduler to log.
+            log.debug("%s: poll cancelled at shutdown", entry.key)
         finally:
             if task is not None:
                 self._inflight.discard(task)
@@ -203,6 +209,7 @@ class Collector:
         if self._scheduler is None:
             return
         self._scheduler.pause()
+        self._stopping = True
         await asyncio.sleep(0)  # polls the scheduler launched just now register themselves
         running = set(self._inflight)
         if running:
