@@ -188,8 +188,6 @@ class InfluxConfig(Strict):
             missing = [k for k in ("org", "bucket", "token") if getattr(self, k) is None]
             if missing:
                 raise ValueError(f"api v2 needs {', '.join(missing)}")
-            if self.username is not None:
-                raise ValueError("api v2 authenticates with token; username and password are for api v1")
         return self
 
 

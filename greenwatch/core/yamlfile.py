@@ -104,7 +104,11 @@ def _problem(exc: yaml.YAMLError) -> str:
     if isinstance(exc, yaml.reader.ReaderError):
         char = exc.character if isinstance(exc.character, int) else ord(exc.character[:1] or "\0")
         return f"character U+{char:04X} is not allowed ({exc.reason})"
-    return getattr(exc, "problem", None) or str(exc)
+    problem = getattr(exc, "problem", None)
+    if not problem:
+        return str(exc)
+    context = getattr(exc, "context", None)  # e.g. "expected a single document in the stream"
+    return f"{context}, {problem}" if context else problem
 
 
 class _Open:
