@@ -30,6 +30,11 @@ UTC = dt.timezone.utc
 HALF_HOUR_S = 1800
 
 
+def cache_dir_beside(spool_path: Path) -> Path:
+    """Where the API's answers are cached: beside the spool, which is writable."""
+    return spool_path.parent / "carbon-intensity-cache"
+
+
 class IntensitySource:
     """Half-hourly intensity for one API and region, by the half-hour's start (epoch s)."""
 

@@ -457,3 +457,31 @@ def site_inputs(sites: Iterable[SiteSettings], default_interval_s: float, cache_
             source = sources.setdefault(key, IntensitySource(carbon.api_url, carbon.region, cache_dir))
         out.append(SiteInput(site, devices, default_interval_s, source))
     return out
+
+
+# The service re-rolls this many completed hours each turn: late data (a spool replaying
+# after an InfluxDB outage, a slow shard) lands in the right hour without a manual rollup.
+RECENT_HOURS = 6
+
+
+async def rollup_recent(client: QueryClient, sites: list[SiteInput], now: dt.datetime,
+                        hours: int = RECENT_HOURS) -> RollupStats:
+    """Roll up the last `hours` completed UTC hours before `now`."""
+    end = floor_hour(now)
+    return await Rollup(client, sites).run(end - dt.timedelta(hours=hours), end)
+
+
+def periodic_job(make_client: Callable[[], Any], sites: list[SiteInput]) -> Callable[[], Any]:
+    """The service's job: roll up the hours just completed (and re-roll the recent
+    ones). `make_client` gives a fresh query client for each turn."""
+
+    async def job() -> None:
+        client = make_client()
+        try:
+            stats = await rollup_recent(client, sites, dt.datetime.now(dt.timezone.utc))
+        finally:
+            await client.close()
+        log.info("energy rollup: %d hours, %d energy and %d site_energy points", stats.hours,
+                 stats.energy_points, stats.site_points)
+
+    return job

@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from energy.intensity import cache_dir_beside
 from energy.report import Report, read_report
 from energy.rollup import Rollup, site_inputs
 from greenwatch.config import Config, load_config
@@ -70,14 +71,9 @@ def dispatch(args: argparse.Namespace) -> int:
     return asyncio.run(_energy(config, start, end, args.site, args.json))
 
 
-def intensity_cache(config: Config) -> Path:
-    """Carbon Intensity API answers are cached beside the spool."""
-    return config.spool.path.parent / "carbon-intensity-cache"
-
-
 async def _rollup(config: Config, start: dt.datetime, end: dt.datetime) -> int:
     client = query_client(config.influxdb)
-    sites = site_inputs(config.sites, config.defaults.interval, intensity_cache(config))
+    sites = site_inputs(config.sites, config.defaults.interval, cache_dir_beside(config.spool.path))
     try:
         rollup = Rollup(client, sites)
         if sys.stdout.isatty():

@@ -27,7 +27,11 @@ from greenwatch.core.influx import InfluxClient, InfluxV2Writer, LineWriter
 from greenwatch.core.sink import Sink, SinkStats
 from greenwatch.core.spool import Spool
 from greenwatch.core.yamlfile import InputError, load_yaml, problem_at
+from energy.intensity import cache_dir_beside
+from energy.rollup import periodic_job as energy_job
+from energy.rollup import site_inputs
 from rules.runner import periodic_job as rules_job
+from rules.runner import query_client
 
 log = logging.getLogger("greenwatch")
 
@@ -110,6 +114,11 @@ class Service:
         if not once:
             self.periodic.append(Periodic("rules", config.rules.interval,
                                           rules_job(config.influxdb, config.rules, config.sites)))
+            # Every 10 minutes: each hour is rolled up soon after it completes, and
+            # re-rolled for the next few hours as late (spooled) data arrives.
+            energy_sites = site_inputs(config.sites, config.defaults.interval, cache_dir_beside(config.spool.path))
+            self.periodic.append(Periodic("energy rollup", 600.0,
+                                          energy_job(lambda: query_client(config.influxdb), energy_sites)))
 
     async def __aenter__(self) -> Service:
         self.sink.start()
