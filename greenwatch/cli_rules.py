@@ -32,10 +32,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     test = sub.add_parser("test", help="run rule tests (NAME.test.yaml) against a real InfluxDB")
     test.add_argument("paths", nargs="*", type=Path, help="test files, rule files or folders (default: the shipped pack)")
     test.add_argument("--influx", metavar="URL", help="use this InfluxDB (1.x API) instead of starting influxd")
+    test.add_argument("--config", "-c", type=Path, help="default paths: the pack and this config's rules.dirs")
     lint_p = sub.add_parser("lint", help="check rule files: file, line, what is wrong")
     lint_p.add_argument("paths", nargs="*", type=Path, help="rule files or folders (default: the shipped pack)")
     lint_p.add_argument("--influx", metavar="URL", help="check queries on this InfluxDB instead of a private influxd")
     lint_p.add_argument("--offline", action="store_true", help="do not check the queries in InfluxDB")
+    lint_p.add_argument("--config", "-c", type=Path, help="default paths: the pack and this config's rules.dirs")
     run = sub.add_parser("run", help="evaluate every rule as of a time, write findings, print a table")
     run.add_argument("--config", "-c", required=True, type=Path)
     run.add_argument("--at", help="evaluate as of this time (ISO 8601; default now, UTC if no zone)")
@@ -43,12 +45,22 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
 
 def dispatch(args: argparse.Namespace) -> int:
     if args.rules_action == "test":
-        return asyncio.run(_test(args.paths or [PACK_DIR], args.influx))
+        return asyncio.run(_test(args.paths or default_paths(args.config), args.influx))
     if args.rules_action == "lint":
-        return _lint(args.paths or [PACK_DIR], args.influx, args.offline)
+        return _lint(args.paths or default_paths(args.config), args.influx, args.offline)
     if args.rules_action == "run":
         return asyncio.run(_run(args.config, parse_at(args.at)))
     raise AssertionError(args.rules_action)
+
+
+def default_paths(config: Path | None) -> list[Path]:
+    """The shipped pack (unless the config leaves it out) and the config's rule folders."""
+    if config is None:
+        return [PACK_DIR]
+    from greenwatch.config import load_config
+
+    cfg = load_config(config).rules
+    return ([PACK_DIR] if cfg.shipped else []) + list(cfg.dirs)
 
 
 def parse_at(text: str | None) -> dt.datetime:
@@ -83,13 +95,14 @@ async def _test(paths: list[Path], url: str | None) -> int:
     files = rule_test_files(paths)
     if not files:
         raise InputError([f"{', '.join(map(str, paths))}: no rule tests (NAME.test.yaml) found"])
-    failed = 0
+    failed = bad = 0
     with influx_url(url) as base:
         for path in files:
             try:
                 result = await run_test_file(path, base)
             except InputError as exc:
                 failed += 1
+                bad += 1
                 for problem in exc.problems:
                     err.print(problem, markup=False, highlight=False)
                 continue
@@ -101,7 +114,8 @@ async def _test(paths: list[Path], url: str | None) -> int:
                 for failure in result.failures:
                     out.print("  " + failure, markup=False, highlight=False)
     out.print(f"rules test: {len(files) - failed} passed, {failed} failed", highlight=False)
-    return EXIT_OK if failed == 0 else EXIT_FAILED
+    # A test file that cannot be read is bad input (2); a test that ran and failed is 1.
+    return EXIT_BAD_INPUT if bad else EXIT_OK if failed == 0 else EXIT_FAILED
 
 
 def _lint(paths: list[Path], url: str | None, offline: bool) -> int:

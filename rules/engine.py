@@ -332,7 +332,7 @@ async def yaml_candidates(rule: Rule, ctx: Context, at: dt.datetime) -> list[Can
         threshold = settings.threshold
         test = OPS[rule.condition.op]
         buckets = ctx.window_buckets(site, start, end, rule.bucket_s, settings.window)
-        stretch = latest_stretch(s.rows, buckets, lambda v: test(v, threshold))
+        stretch = latest_stretch(s.rows, buckets, lambda v, test=test, threshold=threshold: test(v, threshold))
         hours = len(stretch) * rule.bucket_s / 3600
         if not stretch or hours * 3600 < settings.for_s:
             continue

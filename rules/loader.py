@@ -11,7 +11,12 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 from greenwatch.core.influx import InfluxClient, InfluxQueryError
-from greenwatch.core.yamlfile import InputError, load_yaml, parse_model_with_node, problem_at
+from greenwatch.core.yamlfile import (
+    InputError,
+    load_yaml,
+    parse_model_with_node,
+    problem_at,
+)
 
 from .engine import AnyRule, eval_range, yaml_query
 from .model import Rule

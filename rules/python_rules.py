@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 
-from .engine import POWER_PREFERENCE, Candidate, Context, eval_range, latest_stretch, range_filter, tag_filter
+from .engine import (
+    POWER_PREFERENCE,
+    Candidate,
+    Context,
+    eval_range,
+    latest_stretch,
+    range_filter,
+    tag_filter,
+)
 
 DAY = 86400
 WEEK = 7 * DAY
@@ -69,7 +77,7 @@ class ZombieServer:
                 continue
             limit = settings.threshold
             buckets = ctx.window_buckets(site, start, end, 3600, settings.window)
-            stretch = latest_stretch(rows, buckets, lambda v: v < limit)
+            stretch = latest_stretch(rows, buckets, lambda v, limit=limit: v < limit)
             watts = power.get((site, device), {})
             drawn = [watts[t] for t in stretch if t in watts]
             # Every idle hour must have a power reading too: no guessing at the draw.

@@ -149,7 +149,7 @@ def load_test(path: Path) -> tuple[RuleTest, Any, dict[str, SiteSettings], list[
         for i, value in enumerate(values):
             if value is None:
                 continue
-            v: float | int = int(round(value)) if integer else value
+            v: float | int = round(value) if integer else value
             samples.append(Sample(measurement, tags, {fld: v}, start_ns + int(i * test.step * 1e9)))
     if problems:
         raise InputError(problems)

@@ -98,3 +98,15 @@ def test_rules_run_with_a_broken_rule_exits_2_and_writes_nothing(tmp_path, influ
     assert f"{rules_dir / 'pc-on-overnight.yaml'}:" in err and "condition.op" in err
     assert influxdb.count("finding", influx_db) == 0
     assert influxdb.query("SHOW MEASUREMENTS", db=influx_db)["results"][0].get("series") is None
+
+
+def test_a_bad_test_file_names_file_line_and_series_and_exits_2(tmp_path, influxdb, capsys):
+    (tmp_path / "pc-on-overnight.yaml").write_text(GOOD)
+    test = (PACK_DIR / "pc-on-overnight.test.yaml").read_text()
+    bad = test.replace('"60x96 60x32 5x64"', '"60x96 sixty 5x64"')
+    assert bad != test
+    (tmp_path / "pc-on-overnight.test.yaml").write_text(bad)
+    assert main(["rules", "test", "--influx", influxdb.url, str(tmp_path)]) == 2
+    err = capsys.readouterr().err.replace("\n", "")
+    line = next(i for i, l in enumerate(bad.splitlines(), 1) if "sixty" in l)
+    assert f"pc-on-overnight.test.yaml:{line}: series" in err and "cannot read 'sixty'" in err, err

@@ -15,12 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
-import signal
-import socket
 import ssl
-import subprocess
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -31,21 +26,12 @@ from typing import Any
 
 import pytest
 
+from greenwatch.core.influxd import Influxd, InfluxdError, free_port, influxd_binary
+
 __all__ = ["InfluxServer", "free_port", "start_influx_server", "influxdb", "influx_db"]
 
-READY_TIMEOUT_S = 15.0
-
-
 def _influxd_binary() -> str | None:
-    """GREENWATCH_INFLUXD if set, else influxd on PATH or in /usr/bin (Debian's)."""
-    candidate = os.environ.get("GREENWATCH_INFLUXD") or shutil.which("influxd") or "/usr/bin/influxd"
-    return candidate if os.path.isfile(candidate) and os.access(candidate, os.X_OK) else None
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return influxd_binary()
 
 
 def _quote_ident(name: str) -> str:
@@ -53,7 +39,9 @@ def _quote_ident(name: str) -> str:
 
 
 class InfluxServer:
-    """One influxd process, its config and directories; restartable on the same port."""
+    """One influxd process, its config and directories; restartable on the same port.
+    Started and stopped by greenwatch's own launcher (greenwatch/core/influxd.py);
+    a failure to start fails the test with influxd's log."""
 
     def __init__(
         self,
@@ -65,133 +53,47 @@ class InfluxServer:
         admin: tuple[str, str] | None = None,
         tls: tuple[Path, Path] | None = None,
     ) -> None:
-        self.binary = binary
-        self.base_dir = base_dir
-        self.port = free_port()
-        self.rpc_port = free_port()
         # tls: (certificate, private key) PEM files; the certificate also serves
         # as the CA the helper verifies the server with.
         self.tls = tls
-        scheme = "https" if tls else "http"
-        self.url = f"{scheme}://127.0.0.1:{self.port}"
+        self._daemon = Influxd(base_dir, binary, scheme="https" if tls else "http")
+        self.binary = binary
+        self.base_dir = base_dir
+        self.port = self._daemon.port
+        self.rpc_port = self._daemon.rpc_port
+        self.url = self._daemon.url
         self._ssl = ssl.create_default_context(cafile=str(tls[0])) if tls else None
         self.auth_enabled = auth_enabled
         # Credentials the helper uses for its own queries when auth is on.
         self.admin = admin
-        self.config_path = base_dir / "influxdb.conf"
-        self.log_path = base_dir / "influxd.log"
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._write_config(max_body_size)
-
-    def _write_config(self, max_body_size: int | None) -> None:
-        for sub in ("meta", "data", "wal"):
-            (self.base_dir / sub).mkdir(parents=True, exist_ok=True)
+        self.config_path = self._daemon.config_path
+        self.log_path = self._daemon.log_path
         extra = f"\n  max-body-size = {max_body_size}" if max_body_size else ""
-        if self.tls:
+        if tls:
             extra += (
-                f'\n  https-enabled = true\n  https-certificate = "{self.tls[0]}"'
-                f'\n  https-private-key = "{self.tls[1]}"'
+                f'\n  https-enabled = true\n  https-certificate = "{tls[0]}"'
+                f'\n  https-private-key = "{tls[1]}"'
             )
-        self.config_path.write_text(
-            f"""reporting-disabled = true
-bind-address = "127.0.0.1:{self.rpc_port}"
-
-[meta]
-  dir = "{self.base_dir / 'meta'}"
-  logging-enabled = false
-
-[data]
-  dir = "{self.base_dir / 'data'}"
-  wal-dir = "{self.base_dir / 'wal'}"
-  query-log-enabled = false
-  trace-logging-enabled = false
-
-[monitor]
-  store-enabled = false
-
-[subscriber]
-  enabled = false
-
-[continuous_queries]
-  enabled = false
-  log-enabled = false
-
-[http]
-  enabled = true
-  bind-address = "127.0.0.1:{self.port}"
-  auth-enabled = {'true' if self.auth_enabled else 'false'}
-  log-enabled = false
-  suppress-write-log = true
-  pprof-enabled = false{extra}
-
-[logging]
-  level = "warn"
-  suppress-logo = true
-"""
-        )
+        self._daemon.write_config(auth_enabled, extra)
 
     @property
     def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
+        return self._daemon.pid
 
     @property
     def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
+        return self._daemon.running
 
     def start(self) -> None:
         """Start influxd (again) with the same config, data and port; wait for /ping."""
-        if self.running:
-            return
-        # INFLUXDB_* variables override the config file in influxd: keep them out.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("INFLUXDB_")}
-        log = open(self.log_path, "ab")
         try:
-            self._proc = subprocess.Popen(
-                [self.binary, "run", "-config", str(self.config_path)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=env,
-                start_new_session=True,  # a Ctrl-C in pytest does not hit it first
-            )
-        finally:
-            log.close()
-        deadline = time.monotonic() + READY_TIMEOUT_S
-        last_error = "no answer yet"
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
-                self._fail(f"influxd exited with code {self._proc.returncode} while starting")
-            try:
-                with urllib.request.urlopen(self.url + "/ping", timeout=1, context=self._ssl) as response:
-                    if response.status == 204:
-                        return
-                    last_error = f"/ping answered {response.status}"
-            except (urllib.error.URLError, OSError) as exc:
-                last_error = str(exc)
-            time.sleep(0.05)
-        self.stop()
-        self._fail(f"influxd did not answer /ping with 204 within {READY_TIMEOUT_S:g} s ({last_error})")
-
-    def _fail(self, why: str) -> None:
-        try:
-            log = self.log_path.read_text(errors="replace")[-4000:]
-        except OSError:
-            log = "(no log)"
-        pytest.fail(f"{why}\nconfig: {self.config_path}\n--- influxd log (tail) ---\n{log}", pytrace=False)
+            self._daemon.start(self._ssl)
+        except InfluxdError as exc:
+            pytest.fail(f"{exc}\nconfig: {self.config_path}", pytrace=False)
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """Stop influxd by its pid: SIGTERM, then SIGKILL if it lingers."""
-        proc = self._proc
-        if proc is None:
-            return
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
-        self._proc = None
+        self._daemon.stop(timeout_s)
 
     # -- InfluxQL over HTTP, for checks ------------------------------------------
 
