@@ -42,11 +42,11 @@ def measurements(influxdb: InfluxServer, db: str) -> set[str]:
 BAD_SITES = [
     ("    timezone: Mars/Olympus\n", 5, "sites[0].timezone: unknown time zone 'Mars/Olympus'"),
     ("    tariff:\n      bands:\n        - {from: '00:00', to: '08:00', rate: 0.1}\n"
-     "        - {from: '07:00', to: '24:00', rate: 0.3}\n", 6,
+     "        - {from: '07:00', to: '24:00', rate: 0.3}\n", 7,
      "bands 00:00-08:00 and 07:00-24:00 overlap at 07:00"),
     ("    tariff:\n      bands:\n        - {from: '00:00', to: '08:00', rate: 0.1}\n"
-     "        - {from: '09:00', to: '24:00', rate: 0.3}\n", 6, "no band covers 08:00"),
-    ("    tariff:\n      bands:\n        - {from: '00:00', to: '24:00', rate: 0.1, days: weekday}\n", 6,
+     "        - {from: '09:00', to: '24:00', rate: 0.3}\n", 7, "no band covers 08:00"),
+    ("    tariff:\n      bands:\n        - {from: '00:00', to: '24:00', rate: 0.1, days: weekday}\n", 7,
      "no band covers 00:00 on weekends"),
     ("    energy: {it: [ups-1/output]}\n", 5, "it meters need the PUE category"),
     ("    carbon: {method: factor}\n", 5, "method factor needs factor_kg_per_kwh"),

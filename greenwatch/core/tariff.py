@@ -55,13 +55,19 @@ class Tariff(BaseModel):
     rate: float | None = Field(None, ge=0, allow_inf_nan=False)
     bands: list[Band] | None = None
 
+    @field_validator("bands")
+    @classmethod
+    def _cover_each_day(cls, bands: list[Band] | None) -> list[Band] | None:
+        # A field validator, so an error points at the bands' line in the file.
+        if bands is not None:
+            for day_type in ("weekday", "weekend"):
+                _check_cover(bands, day_type)
+        return bands
+
     @model_validator(mode="after")
     def _one_way(self) -> Tariff:
         if (self.rate is None) == (self.bands is None):
             raise ValueError("give either rate (one price per kWh) or bands (time of use)")
-        if self.bands is not None:
-            for day_type in ("weekday", "weekend"):
-                _check_cover(self.bands, day_type)
         return self
 
     def rate_at(self, local: dt.datetime) -> float:
