@@ -54,6 +54,9 @@ class HttpPowerSource:
             return PollResult(error=self.redactor(str(exc)))
         samples = [Sample(POWER, entity_tags(self._tags, scope, entity), fields, time_ns)
                    for scope, entity, fields in rows if fields]
+        if not samples and not problems:
+            # e.g. Tasmota's {"StatusSNS": {"ENERGY": {}}}: answered, but said nothing.
+            return PollResult(error="the reply has no readings (every value null or missing)")
         return PollResult(samples=samples, problems=[self.redactor(p) for p in problems])
 
     async def _shelly(self) -> tuple[list[Row], list[str]]:
