@@ -3,12 +3,12 @@
 
 The heavy work runs in InfluxDB, one day at a time, as InfluxQL aggregates grouped by
 hour and series: integral(watts) (which InfluxDB interpolates at the hour's edges, so a
-segment crossing the hour is split between the hours), count(), and from subqueries
-max/first of elapsed() (gaps) and min of difference() (counter drops). Counter values
-at each hour boundary come from last()/first() around the boundary (without GROUP BY
-time, so they carry their real times). Only the rare series-hour with a gap longer
-than the policy allows, a counter drop, or missing neighbours is pulled as raw points
-and computed in Python (energy.integrate), which is the reference for the whole policy.
+segment crossing the hour is split between the hours), count(), the fewest readings in
+any short bucket (gaps), and min of difference() in a subquery (counter drops). Counter
+values at each hour boundary come from last()/first() around the boundary (without
+GROUP BY time, so they carry their real times). Only the rare series-hour near a gap
+longer than the policy allows, a counter drop, or the edge of the data is pulled as raw
+points and computed in Python (energy.integrate), the reference for the whole policy.
 
 Every point is keyed by measurement, tags and the hour: a rollup run twice writes the
 same points again, so it is idempotent, and re-rolling recent hours picks up late data.
@@ -16,6 +16,7 @@ same points again, so it is idempotent, and re-rolling recent hours picks up lat
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 from collections import defaultdict
@@ -75,6 +76,15 @@ def bridge_limit(interval_s: float) -> float:
     return max(MIN_BRIDGE_S, 3 * interval_s)
 
 
+def bucket_s(max_gap_s: float) -> int:
+    """The gap check's bucket: the largest divisor of an hour no longer than half the
+    bridging limit (so buckets line up with hours)."""
+    return max(d for d in _HOUR_DIVISORS if d <= max_gap_s / 2)
+
+
+_HOUR_DIVISORS = [d for d in range(1, HOUR_S + 1) if HOUR_S % d == 0]
+
+
 @dataclass
 class RollupStats:
     hours: int = 0
@@ -87,9 +97,6 @@ class RollupStats:
 @dataclass
 class HourStats:
     count: int = 0
-    count_e: int = 0
-    max_e: float | None = None
-    first_e: float | None = None
     min_d: float | None = None
     integral_wh: float | None = None
 
@@ -181,36 +188,48 @@ class Rollup:
 
     async def _chunk(self, c0: int, c1: int) -> None:
         # One hour either side: the segments that cross the chunk's edges, and the
-        # next hour's first gap, which tells whether the last hour's tail is bridged.
+        # neighbouring hours' gap checks.
         q0, q1 = c0 - HOUR_MS, c1 + HOUR_MS
         where = f"time >= {q0}ms AND time < {q1}ms AND {_site_filter(self.sites)}"
         inner = f"time >= {q0}ms AND time < {q1}ms"
+        buckets = sorted({bucket_s(site.max_gap_s(d)) for site in self.sites.values() for d in [*site.devices, ""]})
         statements = [
-            f"SELECT integral(watts, 1h), count(watts) FROM {POWER} WHERE {where} GROUP BY time(1h), *",
-            f"SELECT count(e), max(e), first(e) FROM (SELECT elapsed(watts, 1ms) AS e FROM {POWER} "
-            f"WHERE {where} GROUP BY *) WHERE {inner} GROUP BY time(1h), *",
-            f"SELECT count(energy_kwh) FROM {POWER} WHERE {where} GROUP BY time(1h), *",
-            f"SELECT count(e), max(e), first(e) FROM (SELECT elapsed(energy_kwh, 1ms) AS e FROM {POWER} "
-            f"WHERE {where} GROUP BY *) WHERE {inner} GROUP BY time(1h), *",
+            f"SELECT integral(watts, 1h), count(watts), count(energy_kwh) FROM {POWER} WHERE {where} "
+            "GROUP BY time(1h), *",
             f"SELECT min(d) FROM (SELECT difference(energy_kwh) AS d FROM {POWER} "
             f"WHERE {where} GROUP BY *) WHERE {inner} GROUP BY time(1h), *",
         ]
-        answers = await _query_many(self.client, statements)
+        # The gap check: the fewest readings in any bucket of half the bridging limit.
+        # A gap longer than the limit always leaves a whole bucket empty; an empty
+        # bucket only sends the hour the exact (raw points) way, so the check may be
+        # cautious but never wrong. Plain count() per bucket is cheap in InfluxDB, much
+        # cheaper than elapsed() in a subquery.
+        for size in buckets:
+            for fieldname in ("watts", "energy_kwh"):
+                statements.append(
+                    f"SELECT min(c) FROM (SELECT count({fieldname}) AS c FROM {POWER} WHERE {where} "
+                    f"GROUP BY time({size}s), * fill(0)) WHERE {inner} GROUP BY time(1h), *")
+        # Each statement its own request: InfluxDB runs them side by side.
+        answers = [a[0] for a in await asyncio.gather(*(_query_many(self.client, [q]) for q in statements))]
         watts: dict[SeriesKey, dict[int, HourStats]] = defaultdict(lambda: defaultdict(HourStats))
         counter: dict[SeriesKey, dict[int, HourStats]] = defaultdict(lambda: defaultdict(HourStats))
         # A split series' entries each carry some columns of a row and nulls for the
         # rest: only values are merged, never nulls over values.
         for key, row in _rows(answers[0]):
             _merge(watts[key][row["time"]], integral_wh=row["integral"], count=row["count"])
-        for target, index in ((watts, 1), (counter, 3)):
-            for key, row in _rows(answers[index]):
-                _merge(target[key][row["time"]], count_e=row["count"], max_e=row["max"], first_e=row["first"])
-        for key, row in _rows(answers[2]):
-            if row["count"]:
-                _merge(counter[key][row["time"]], count=row["count"])
-        for key, row in _rows(answers[4]):
+            if row["count_1"]:
+                _merge(counter[key][row["time"]], count=row["count_1"])
+        for key, row in _rows(answers[1]):
             if key in counter:
                 _merge(counter[key][row["time"]], min_d=row["min"])
+        min_bucket: dict[tuple[int, str], dict[SeriesKey, dict[int, int]]] = {}
+        for i, size in enumerate(buckets):
+            for j, fieldname in enumerate(("watts", "energy_kwh")):
+                table: dict[SeriesKey, dict[int, int]] = defaultdict(dict)
+                for key, row in _rows(answers[2 + 2 * i + j]):
+                    if row["min"] is not None:
+                        table[key][row["time"]] = min(row["min"], table[key].get(row["time"], row["min"]))
+                min_bucket[(size, fieldname)] = table
         counter = {k: v for k, v in counter.items() if any(h.count for h in v.values())}
 
         boundaries = await self._counter_boundaries(c0, c1, counter)
@@ -223,19 +242,17 @@ class Rollup:
             site = self.sites.get(tags.get("site", ""))
             if site is None:
                 continue
-            gap_ms = site.max_gap_s(tags.get("device", "")) * 1000
+            size = bucket_s(site.max_gap_s(tags.get("device", "")))
+            filled = min_bucket[(size, "energy_kwh" if method == "counter" else "watts")].get(key, {})
             pending: list[int] = []
             for hour in hours:
                 h = by_hour.get(hour)
                 if h is None or not h.count:
                     continue
                 nxt = by_hour.get(hour + HOUR_MS)
-                bridged = (
-                    h.count_e == h.count
-                    and h.max_e is not None and h.max_e <= gap_ms
-                    and nxt is not None and nxt.count > 0
-                    and nxt.first_e is not None and nxt.first_e <= gap_ms
-                )
+                # Bridged: no empty bucket in this hour or either neighbour, so every
+                # segment touching the hour is within the limit.
+                bridged = nxt is not None and all(filled.get(hour + k * HOUR_MS, 0) > 0 for k in (-1, 0, 1))
                 kwh: float | None = None
                 if bridged and method == "integral" and h.integral_wh is not None:
                     kwh = h.integral_wh / 1000.0
@@ -365,7 +382,7 @@ class Rollup:
 
 def _merge(stats: HourStats, **values: Any) -> None:
     for name, value in values.items():
-        if value is not None and (name not in ("count", "count_e") or value):
+        if value is not None and (name != "count" or value):
             setattr(stats, name, value)
 
 
