@@ -334,3 +334,31 @@ def test_cryptography_is_declared_for_snmpv3_privacy():
     aes = importlib.import_module("pysnmp.proto.secmod.rfc3826.priv.aes")
     des = importlib.import_module("pysnmp.proto.secmod.rfc3414.priv.des")
     assert aes.PysnmpCryptoError is False and des.PysnmpCryptoError is False
+
+
+async def test_big_json_is_parsed_off_the_event_loop():
+    """While a big reply is parsed, other devices' coroutines keep running; a small one
+    is parsed inline (a thread would cost more than it saves)."""
+    from greenwatch.core.http import parse_json
+
+    ticks = 0
+
+    async def other_device() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(other_device())
+    await asyncio.sleep(0)
+    try:
+        big = json.dumps({"Members": [{"@odata.id": f"/redfish/v1/Chassis/{i}"} for i in range(100_000)]}).encode()
+        before = ticks
+        data = await parse_json(big)
+        assert len(data["Members"]) == 100_000
+        assert ticks > before + 1  # the loop ran the other coroutine meanwhile
+        before = ticks
+        assert await parse_json(b'{"a": 1}') == {"a": 1}
+        assert ticks == before  # inline: no step of the loop
+    finally:
+        task.cancel()
