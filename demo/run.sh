@@ -5,13 +5,19 @@
 #
 #   ./demo/run.sh            # install what is missing, start, poll until Ctrl-C
 #
-# Ports (override with the environment): INFLUX_PORT=8086, SNMP_PORT=1161.
+# Ports: InfluxDB on 127.0.0.1:8086 and the devices on UDP 127.0.0.1:1161 when those
+# are free, else the next free ones (said at the start). INFLUX_PORT=... or
+# SNMP_PORT=... insist on a port: the demo stops if something else holds it. It never
+# writes into an InfluxDB (nor polls an agent) it did not start itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 DATA="$ROOT/demo-data"
-INFLUX_PORT=${INFLUX_PORT:-8086}
-SNMP_PORT=${SNMP_PORT:-1161}
+trap 'echo "demo: stopped by an error at demo/run.sh line $LINENO; logs are in $DATA/" >&2' ERR
+
+# Ports first, so a clash stops the demo before it installs or starts anything.
+ports=$(python3 demo/estate.py ports ${INFLUX_PORT:+--influx "$INFLUX_PORT"} ${SNMP_PORT:+--snmp "$SNMP_PORT"}) || exit 2
+read -r INFLUX_PORT INFLUX_RPC_PORT SNMP_PORT <<<"$ports"
 
 need_apt=()
 command -v influxd >/dev/null || need_apt+=(influxdb)
@@ -24,21 +30,38 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
-# greenwatch and snmpsim go into a virtual environment of the demo's own.
-if [ ! -x .venv/bin/greenwatch ] || ! .venv/bin/python -c "import snmpsim" 2>/dev/null; then
-  python3 -m venv .venv
-  .venv/bin/python -m pip install -q -e '.[test]'
+
+# This checkout's greenwatch and snmpsim where already installed (pip install -e '.[test]'),
+# else a virtual environment of the demo's own.
+if ! python3 -c "import pathlib, snmpsim, greenwatch, sys; sys.exit(pathlib.Path(greenwatch.__file__).resolve().parents[1] != pathlib.Path('$ROOT'))" 2>/dev/null \
+   || ! command -v greenwatch >/dev/null || ! command -v snmpsim-command-responder >/dev/null; then
+  if [ ! -x .venv/bin/greenwatch ] || ! .venv/bin/python -c "import snmpsim" 2>/dev/null; then
+    python3 -m venv .venv
+    .venv/bin/python -m pip install -q -e '.[test]'
+  fi
+  export PATH="$ROOT/.venv/bin:$PATH"
 fi
-export PATH="$ROOT/.venv/bin:$PATH"
+GREENWATCH=$(command -v greenwatch)
 
 mkdir -p "$DATA/influxdb" "$DATA/snmp" "$DATA/snmpsim-cache"
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT INT TERM
 
+# Fails (and says so) unless process $1 is the one bound to 127.0.0.1:$3 ($2: tcp or udp).
+ours() {
+  local pid=$1 proto=$2 port=$3 name=$4 log=$5
+  if ! python3 demo/estate.py owns "$pid" "$proto" "$port"; then
+    echo "demo: $name did not take 127.0.0.1:$port ($proto) and something else holds it; stopping" \
+         "rather than use a $name that is not the demo's. Its log, $log, ends:" >&2
+    tail -n 5 "$log" >&2
+    exit 1
+  fi
+}
+
 cat > "$DATA/influxdb.conf" <<CONF
 reporting-disabled = true
-bind-address = "127.0.0.1:$((INFLUX_PORT + 2))"
+bind-address = "127.0.0.1:$INFLUX_RPC_PORT"
 [meta]
   dir = "$DATA/influxdb/meta"
 [data]
@@ -52,21 +75,44 @@ bind-address = "127.0.0.1:$((INFLUX_PORT + 2))"
   store-enabled = false
 CONF
 influxd run -config "$DATA/influxdb.conf" >"$DATA/influxd.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$INFLUX_PORT/ping" && break; sleep 0.1; done
+influxd_pid=$!
+pids+=("$influxd_pid")
+for _ in $(seq 100); do
+  kill -0 "$influxd_pid" 2>/dev/null || break
+  curl -sf -o /dev/null "http://127.0.0.1:$INFLUX_PORT/ping" && break
+  sleep 0.1
+done
+ours "$influxd_pid" tcp "$INFLUX_PORT" InfluxDB "$DATA/influxd.log"
 curl -sf -XPOST "http://127.0.0.1:$INFLUX_PORT/query" --data-urlencode "q=CREATE DATABASE greenwatch" >/dev/null
 
 # Each device is a recording served under its own community.
-python demo/estate.py "$DATA" "$SNMP_PORT" "$INFLUX_PORT"
+python3 demo/estate.py layout "$DATA" "$SNMP_PORT" "$INFLUX_PORT"
 SNMPSIM_ALLOW_ROOT=true snmpsim-command-responder --data-dir="$DATA/snmp" --cache-dir="$DATA/snmpsim-cache" \
   --agent-udpv4-endpoint="127.0.0.1:$SNMP_PORT" --log-level=error >"$DATA/snmpsim.log" 2>&1 &
-pids+=($!)
-sleep 2
+snmpsim_pid=$!
+pids+=("$snmpsim_pid")
+for _ in $(seq 50); do
+  python3 demo/estate.py owns "$snmpsim_pid" udp "$SNMP_PORT" && break
+  kill -0 "$snmpsim_pid" 2>/dev/null || break
+  sleep 0.1
+done
+ours "$snmpsim_pid" udp "$SNMP_PORT" "SNMP agent" "$DATA/snmpsim.log"
 
 greenwatch check --config "$DATA/greenwatch.yaml"
 greenwatch poll --once --config "$DATA/greenwatch.yaml"
-echo "polling every 10 s into http://127.0.0.1:$INFLUX_PORT (database greenwatch); Ctrl-C to stop"
-echo "try: influx -port $INFLUX_PORT -database greenwatch -execute 'SELECT * FROM power GROUP BY device LIMIT 3'"
+cat <<HINTS
+polling every 10 s into http://127.0.0.1:$INFLUX_PORT (database greenwatch); Ctrl-C to stop
+try, in another terminal:
+  curl -sG http://127.0.0.1:$INFLUX_PORT/query --data-urlencode db=greenwatch \\
+    --data-urlencode "q=SELECT last(up) AS up, last(duration_ms) AS ms FROM poll GROUP BY device"
+  $GREENWATCH poll --once --config $DATA/greenwatch.yaml
+HINTS
+if command -v influx >/dev/null; then
+  echo "  influx -port $INFLUX_PORT -database greenwatch -execute 'SELECT last(up) FROM poll GROUP BY device'"
+fi
 greenwatch run --config "$DATA/greenwatch.yaml" &
 pids+=($!)
-wait "${pids[-1]}"
+# Ctrl-C or a kill ends this wait early: greenwatch's own log says how it stopped.
+status=0
+wait "${pids[-1]}" || status=$?
+exit "$status"
