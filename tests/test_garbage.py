@@ -362,3 +362,16 @@ async def test_big_json_is_parsed_off_the_event_loop():
         assert ticks == before  # inline: no step of the loop
     finally:
         task.cancel()
+
+
+def test_docs_list_the_bounds_the_code_applies():
+    text = (Path(__file__).parents[1] / "docs" / "metrics.md").read_text()
+    section = text.split("## Readings refused", 1)[1].split("\n## ", 1)[0]
+    listed = {}
+    for line in section.splitlines():
+        cells = [c.strip(" `") for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[0] in BOUNDS:
+            listed[(cells[0], cells[1])] = (cells[2], cells[3].split(" ")[0])
+    expected = {(m, f): (str(int(b.low)), "2^63" if b.high >= 2**62 else str(int(b.high)))
+                for m, fields in BOUNDS.items() for f, b in fields.items()}
+    assert listed == expected

@@ -72,8 +72,8 @@ class RedfishSource:
         except SourceFailure as exc:
             result = PollResult(error=str(exc))
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
-            # Valid JSON of an unexpected shape: the device's fault, not a crash.
-            log.debug("%s: unexpected Redfish reply", self._key, exc_info=True)
+            # Valid JSON of an unexpected shape: the device's fault, not a crash. (No
+            # traceback logged: its text may quote the reply.)
             result = PollResult(error=f"unexpected Redfish reply: {type(exc).__name__}: {str(exc)[:200]}")
         # Redacted here too, not only by Guarded: a test or tool may poll this source bare.
         result.problems = [self.redactor(p) for p in result.problems]

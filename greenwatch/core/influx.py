@@ -351,13 +351,13 @@ class InfluxClient:
         except JsonError as exc:
             raise InfluxQueryError(f"{self._what}: query answer: {exc}", status) from None
         if isinstance(data, dict) and data.get("error"):
-            raise InfluxQueryError(f"{self._what}: query failed: {data['error']}", status, data["error"])
+            message = self._scrub(str(data["error"]))
+            raise InfluxQueryError(f"{self._what}: query failed: {message}", status, message)
         for result in data.get("results", []) if isinstance(data, dict) else []:
-            if result.get("error"):
+            if isinstance(result, dict) and result.get("error"):
+                message = self._scrub(str(result["error"]))
                 raise InfluxQueryError(
-                    f"{self._what}: statement {result.get('statement_id', '?')} failed: {result['error']}",
-                    status,
-                    result["error"],
+                    f"{self._what}: statement {result.get('statement_id', '?')} failed: {message}", status, message
                 )
         return data
 
