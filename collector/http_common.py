@@ -12,7 +12,7 @@ from typing import Any
 from yarl import URL
 
 from collector.config import Defaults, Device
-from greenwatch.core.http import HttpClient, HttpFailure, JsonError, Reply, parse_json
+from greenwatch.core.http import HttpClient, HttpFailure, JsonError, Reply
 
 
 class SourceFailure(Exception):
