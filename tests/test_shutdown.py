@@ -18,6 +18,12 @@ from aiohttp import web
 from collectorhelp import Running, write_config
 from realparts.influx import InfluxServer, start_influx_server
 
+from collector.config import Defaults, Device
+from collector.http_power import HttpPowerSource
+from collector.scheduler import Collector, Entry
+from greenwatch.config import Site
+from greenwatch.core.influx import InfluxClient
+from greenwatch.core.sink import Sink
 from greenwatch.core.spool import Spool
 
 # The bound is for correctness (docker sends SIGKILL 10 s after SIGTERM), not speed:
@@ -198,3 +204,37 @@ def test_sigterm_with_influxdb_down_leaves_the_rest_spooled_for_the_next_run(
         assert count_points(server, "gw") == accepted + second.accepted()
     finally:
         server.stop()
+
+
+async def test_a_poll_cancelled_while_its_points_go_to_disk_is_written_whole_and_counted(
+    tmp_path: Path, plugs: Plugs
+) -> None:
+    """Cancelling a poll whose device already answered must not leave its points
+    half-accounted: the append (a thread) goes on regardless, so the poll waits for
+    it, counts the points, and only then ends cancelled."""
+    device = Device.model_validate({"name": "plug-1", "http": {"type": "shelly", "url": plugs.fast_url}})
+    source = HttpPowerSource(Site(name="office"), device, Defaults())
+    spool = Spool(tmp_path / "spool.db")
+    try:
+        async with InfluxClient("http://127.0.0.1:9", "db", timeout_s=0.5) as never_reached:
+            collector = Collector([Entry(Site(name="office"), device, source, 60.0)], Sink(spool, never_reached))
+            # Hold the spool's own lock, as a slow disk would: the append waits for it.
+            spool._lock.acquire()
+            try:
+                poll = asyncio.create_task(collector.poll(collector.entries[0]))
+                while plugs.fast_polls == 0:
+                    await asyncio.sleep(0.01)
+                await asyncio.sleep(0.3)  # the plug answered; the append is waiting on the lock
+                assert spool.appended == 0 and not poll.done()
+                poll.cancel()
+                await asyncio.sleep(0.3)
+                assert not poll.done()  # still waiting for its write, not cut off
+            finally:
+                spool._lock.release()
+            with pytest.raises(asyncio.CancelledError):
+                await poll
+    finally:
+        await source.close()
+        spool.close()
+    # The plug's power point and the poll's own point: on disk and counted, both.
+    assert spool.appended == collector.accepted == 2
