@@ -157,6 +157,14 @@ class Rule(Strict):
 
     model_config = Strict.model_config | {"populate_by_name": True}
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_path(cls, data: Any) -> Any:
+        # `path` is where the loader found the file, not something a rule may say.
+        if isinstance(data, dict) and "path" in data:
+            raise ValueError("unknown key path (check its spelling against docs/rules.md)")
+        return data
+
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:

@@ -27,13 +27,16 @@ async def _hourly_device_watts(ctx: Context, kinds: list[str], start: int, end: 
     summing across scopes: device, inlet, phase or psu, in that preference)."""
     where = " AND ".join([range_filter(start, end), tag_filter("kind", kinds),
                           tag_filter("scope", list(POWER_PREFERENCE[:-1]))])
-    q = (f'SELECT sum("value") AS value FROM (SELECT mean("watts") AS value FROM "power" WHERE {where} '
-         f'GROUP BY time(1h), "site", "device", "scope", "entity" fill(none)) WHERE {range_filter(start, end)} '
-         f'GROUP BY time(1h), "site", "device", "scope" fill(none)')
+    # Entities are added up here rather than in an InfluxQL subquery: the subquery
+    # costs influxd more than the few rows per device-hour cost Python.
+    q = (f'SELECT mean("watts") AS value FROM "power" WHERE {where} '
+         f'GROUP BY time(1h), "site", "device", "scope", "entity" fill(none)')
     by_scope: dict[tuple[str, str], dict[str, dict[int, float]]] = {}
     for s in await ctx.series(q):
         key = (s.tags.get("site", ""), s.tags.get("device", ""))
-        by_scope.setdefault(key, {})[s.tags.get("scope", "")] = {t: r["value"] for t, r in s.rows.items()}
+        hours = by_scope.setdefault(key, {}).setdefault(s.tags.get("scope", ""), {})
+        for t, r in s.rows.items():
+            hours[t] = hours.get(t, 0.0) + r["value"]
     out = {}
     for key, scopes in by_scope.items():
         best = next((p for p in POWER_PREFERENCE if p in scopes), None)
