@@ -19,7 +19,7 @@ from energy.intensity import cache_dir_beside
 from energy.report import Report, read_report
 from energy.rollup import Rollup, site_inputs
 from greenwatch.config import Config, load_config
-from greenwatch.core.yamlfile import InputError
+from greenwatch.core.yamlfile import InputError, load_yaml, problem_at
 from rules.runner import query_client
 
 COMMANDS = ("rollup", "energy")
@@ -59,10 +59,31 @@ def parse_period(args: argparse.Namespace) -> tuple[dt.datetime, dt.datetime]:
     return start, end
 
 
+def check_meters(config: Config, path: Path) -> None:
+    """Meters and fed_by must name devices of their own site: a typo would otherwise
+    count nothing, silently."""
+    problems: list[tuple[tuple[object, ...], str]] = []
+    for i, site in enumerate(config.sites):
+        names = {d.name for d in site.devices}
+        for role in ("facility", "it"):
+            for j, spec in enumerate(getattr(site.energy, role)):
+                if spec.split("/")[0] not in names:
+                    problems.append((("sites", i, "energy", role, j),
+                                     f"no device {spec.split('/')[0]!r} in site {site.name!r}"))
+        for j, device in enumerate(site.devices):
+            if device.fed_by and device.fed_by.split("/")[0] not in names:
+                problems.append((("sites", i, "devices", j, "fed_by"),
+                                 f"no device {device.fed_by.split('/')[0]!r} in site {site.name!r}"))
+    if problems:
+        _, node = load_yaml(path)  # again, only now, for the line numbers
+        raise InputError([problem_at(path, node, loc, message) for loc, message in problems])
+
+
 def dispatch(args: argparse.Namespace) -> int:
     # Everything the user gave is checked before anything is read or written.
     start, end = parse_period(args)
     config = load_config(args.config)
+    check_meters(config, args.config)
     if args.command == "rollup":
         return asyncio.run(_rollup(config, start, end))
     if args.site is not None and args.site not in {s.name for s in config.sites}:

@@ -78,6 +78,17 @@ def test_bad_dates_exit_2_and_write_nothing(influxdb, influx_db, tmp_path, capsy
     assert measurements(influxdb, influx_db) == {"power"}
 
 
+def test_meters_must_name_devices_of_the_site(influxdb, influx_db, tmp_path, capsys) -> None:
+    path = config(tmp_path, influxdb, influx_db, "    energy: {facility: [main], it: [usp-1/output], category: 2}\n"
+                  "    devices:\n      - {name: main, address: 127.0.0.1, snmp: {community: public}}\n"
+                  "      - {name: srv, address: 127.0.0.2, snmp: {community: public}, fed_by: pdu-9/outlet/1}\n")
+    assert main(["rollup", "--config", str(path), "--from", "2025-01-06", "--to", "2025-01-07"]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:5: sites[0].energy.it[0]: no device 'usp-1' in site 'hq'" in err
+    assert f"{path}:8: sites[0].devices[1].fed_by: no device 'pdu-9' in site 'hq'" in err
+    assert measurements(influxdb, influx_db) == set()
+
+
 def test_unknown_site_exits_2(influxdb, influx_db, tmp_path, capsys) -> None:
     path = config(tmp_path, influxdb, influx_db)
     assert main(["energy", "--config", str(path), "--from", "2025-01-06", "--to", "2025-01-07", "--site", "mars"]) == 2
