@@ -24,6 +24,7 @@ import resource
 import sys
 import tempfile
 import time
+import urllib.parse
 import urllib.request
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -176,8 +177,67 @@ def measure(name: str, url: str, days: int, influxd_pid: int) -> dict[str, float
 # RULES PACK: the rules helper adds the shipped pack's evaluation here (wall time,
 # greenwatch CPU and peak RSS, influxd CPU, as for the rollup), reading the same data.
 # ---------------------------------------------------------------------------------------
+def write_host_data(url: str, at_s: int, days: int = 8, interval: int = 300) -> int:
+    """CPU readings for every server in the data (every 5 minutes over the week before
+    `at_s`), so zombie-server has its second series; one device in ten idles at 2%."""
+    answer = json.loads(urllib.request.urlopen(
+        f"{url}/query?db={DB}&q=" + urllib.parse.quote('SHOW TAG VALUES FROM "power" WITH KEY = "device"'),
+        timeout=60).read())
+    devices = [v[1] for v in answer["results"][0]["series"][0]["values"]]
+    lines = []
+    for name in devices:
+        number = int(name.lstrip("d"))
+        cpu = 2.0 if number % 10 == 0 else 35.0 + number % 20
+        head = f"host,site=s{number % SITES},device={name},kind=server,scope=cpu,entity=1 cpu_load_percent="
+        lines += [f"{head}{cpu} {t}000000000" for t in range(at_s - days * 86400, at_s, interval)]
+    for i in range(0, len(lines), 100_000):
+        request = urllib.request.Request(f"{url}/write?db={DB}&precision=ns",
+                                         data="\n".join(lines[i:i + 100_000]).encode(), method="POST")
+        urllib.request.urlopen(request, timeout=600).read()
+    return len(lines)
+
+
+def _rules_child(url: str, at_s: int, queue: multiprocessing.Queue) -> None:
+    from rules.engine import Engine
+    from rules.loader import load_rules
+
+    async def run() -> dict[str, float]:
+        client = InfluxClient(url, DB, timeout_s=600)
+        try:
+            rules = load_rules()
+            events = await Engine(client, rules, {s.settings.name: s.settings for s in sites()}).run(
+                dt.datetime.fromtimestamp(at_s, dt.timezone.utc))
+        finally:
+            await client.close()
+        return {"rules": len(rules), "findings": len(events)}
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = asyncio.run(run())
+    result.update(wall_s=time.perf_counter() - wall, cpu_s=time.process_time() - cpu,
+                  rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    queue.put(result)
+
+
 def measure_rules(url: str, influxd_pid: int) -> dict[str, float] | None:
-    return None
+    """The whole shipped pack (YAML and Python rules) as of the end of the data, in a
+    process of its own, after the rollup wrote `energy` and `site_energy`."""
+    answer = json.loads(urllib.request.urlopen(
+        f"{url}/query?db={DB}&epoch=s&q=" + urllib.parse.quote('SELECT last("watts") FROM "power"'),
+        timeout=60).read())
+    at_s = answer["results"][0]["series"][0]["values"][0][0] // HOUR_S * HOUR_S
+    written = write_host_data(url, at_s)
+    ctx = multiprocessing.get_context("spawn")
+    queue: multiprocessing.Queue = ctx.Queue()
+    before = proc_cpu_s(influxd_pid)
+    proc = ctx.Process(target=_rules_child, args=(url, at_s, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    result["influxd_cpu_s"] = proc_cpu_s(influxd_pid) - before
+    print(f"{'rules':>10}: wall {result['wall_s']:7.1f} s  cpu {result['cpu_s']:7.1f} s  rss {result['rss_mb']:6.0f} MB  "
+          f"influxd cpu {result['influxd_cpu_s']:7.1f} s  {result['rules']} rules, {result['findings']} findings "
+          f"(+{written:,} host CPU points for zombie-server)", flush=True)
+    return result
 
 
 def main() -> None:
