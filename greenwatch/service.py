@@ -111,6 +111,7 @@ class Service:
         self.collector = Collector(entries, self.sink, config.collector.concurrency)
         # Jobs beside polling; each capability adds its own (see Periodic).
         self.periodic: list[Periodic] = []
+        self._jobs: list[asyncio.Task[None]] = []  # the periodic jobs while run() runs
         if not once:
             self.periodic.append(Periodic("rules", config.rules.interval,
                                           rules_job(config.influxdb, config.rules, config.sites)))
@@ -130,12 +131,13 @@ class Service:
     async def close(self, within_s: float = 6.0, poll_grace_s: float = 3.0) -> None:
         """Stop in about `within_s` whatever is in flight, well inside docker's 10 s
         between SIGTERM and SIGKILL: polls get `poll_grace_s` to finish and are then
-        cancelled (a cancelled poll writes nothing half-done); the sink drains for
-        what time is left, less a second kept for closing connections. Whatever
-        InfluxDB did not take stays in the spool and is sent on the next run."""
+        cancelled (a cancelled poll writes nothing half-done), and the periodic jobs
+        get the same grace to end once cancelled; the sink drains for what time is
+        left, less a second kept for closing connections. Whatever InfluxDB did not
+        take stays in the spool and is sent on the next run."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within_s
-        await self.collector.stop(poll_grace_s)
+        await asyncio.gather(self.collector.stop(poll_grace_s), self._jobs_ended(poll_grace_s))
         await self.sink.close(max(0.0, deadline - loop.time() - 1.0))
         stats = self.sink.stats()
         log.info("stopped: %d points accepted this run; InfluxDB took %d, %d stay spooled in %s; %s",
@@ -157,21 +159,25 @@ class Service:
         """Poll on schedule until `stop` is set, logging a summary now and then."""
         self.collector.start()
         log.info("polling %d devices into %s", len(self.collector.entries), self.writer)
-        jobs = [asyncio.create_task(self._every(p, stop), name=p.name) for p in self.periodic]
+        self._jobs = [asyncio.create_task(self._every(p, stop), name=p.name) for p in self.periodic]
         while not stop.is_set():
             try:
                 await asyncio.wait_for(stop.wait(), summary_every_s)
             except TimeoutError:
                 self._log_summary()
         log.info("stopping: finishing polls in flight and draining to InfluxDB")
-        for task in jobs:
+        # close() ends the periodic jobs, beside the polls in flight.
+
+    async def _jobs_ended(self, timeout_s: float) -> None:
+        """Cancel the periodic jobs and wait for them, up to `timeout_s`: one stuck
+        in a thread cannot be cancelled, and must not hold up the stop."""
+        if not self._jobs:
+            return
+        for task in self._jobs:
             task.cancel()
-        if jobs:
-            # A job stuck in a thread cannot be cancelled; it must not hold up the
-            # stop (SIGKILL follows 10 s after SIGTERM under docker).
-            _, stuck = await asyncio.wait(jobs, timeout=1.0)
-            if stuck:
-                log.warning("stopping without waiting for %s", ", ".join(t.get_name() for t in stuck))
+        _, stuck = await asyncio.wait(self._jobs, timeout=timeout_s)
+        if stuck:
+            log.warning("stopping without waiting for %s", ", ".join(t.get_name() for t in stuck))
 
     async def _every(self, periodic: Periodic, stop: asyncio.Event) -> None:
         while not stop.is_set():

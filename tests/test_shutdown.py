@@ -25,6 +25,7 @@ from greenwatch.config import Site
 from greenwatch.core.influx import InfluxClient
 from greenwatch.core.sink import Sink
 from greenwatch.core.spool import Spool
+from greenwatch.service import Periodic, Service, load
 
 # The bound is for correctness (docker sends SIGKILL 10 s after SIGTERM), not speed:
 # the service aims at ~6 s at worst (3 s of grace for polls, the rest to drain).
@@ -238,3 +239,40 @@ async def test_a_poll_cancelled_while_its_points_go_to_disk_is_written_whole_and
         spool.close()
     # The plug's power point and the poll's own point: on disk and counted, both.
     assert spool.appended == collector.accepted == 2
+
+
+async def test_a_periodic_job_that_will_not_end_does_not_hold_up_the_stop(
+    tmp_path: Path, plugs: Plugs, influxdb: InfluxServer, influx_db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    devices = [{"name": "plug-1", "http": {"type": "shelly", "url": plugs.fast_url}, "interval": "1s"}]
+    config = write_config(tmp_path, influxdb.url, influx_db, yaml.safe_dump([{"name": "office", "devices": devices}]))
+    started = asyncio.Event()
+
+    async def stubborn() -> None:
+        # A job that shrugs off its cancel and goes on (as one waiting on a thread would).
+        started.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            await asyncio.sleep(60)
+
+    service = Service(load(config))
+    service.periodic = [Periodic("stubborn job", 3600, stubborn)]
+    await service.__aenter__()
+    stop = asyncio.Event()
+    runner = asyncio.create_task(service.run(stop))
+    await asyncio.wait_for(started.wait(), 10)
+    while service.collector.accepted == 0:
+        await asyncio.sleep(0.05)
+    stop.set()
+    await runner
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await service.close(within_s=3.0, poll_grace_s=1.0)
+    took = loop.time() - began
+    assert took < 2.5, took  # the job's grace, then the drain: not the job's 60 s
+    assert "stopping without waiting for stubborn job" in caplog.text
+    assert count_points(influxdb, influx_db, "plug-1") == service.collector.accepted
+    for task in service._jobs:  # end it for good, so the test's loop closes cleanly
+        task.cancel()
+    await asyncio.wait(service._jobs)
