@@ -33,7 +33,7 @@ fi
 
 # This checkout's greenwatch and snmpsim where already installed (pip install -e '.[test]'),
 # else a virtual environment of the demo's own.
-if ! python3 -c "import pathlib, snmpsim, greenwatch, sys; sys.exit(pathlib.Path(greenwatch.__file__).resolve().parents[1] != pathlib.Path('$ROOT'))" 2>/dev/null \
+if ! python3 -c "import pathlib, snmpsim, greenwatch, sys; sys.exit(pathlib.Path(greenwatch.__file__).resolve().parents[1] != pathlib.Path(sys.argv[1]))" "$ROOT" 2>/dev/null \
    || ! command -v greenwatch >/dev/null || ! command -v snmpsim-command-responder >/dev/null; then
   if [ ! -x .venv/bin/greenwatch ] || ! .venv/bin/python -c "import snmpsim" 2>/dev/null; then
     python3 -m venv .venv
@@ -52,8 +52,9 @@ trap cleanup EXIT INT TERM
 ours() {
   local pid=$1 proto=$2 port=$3 name=$4 log=$5
   if ! python3 demo/estate.py owns "$pid" "$proto" "$port"; then
-    echo "demo: $name did not take 127.0.0.1:$port ($proto) and something else holds it; stopping" \
-         "rather than use a $name that is not the demo's. Its log, $log, ends:" >&2
+    echo "demo: the demo's $name is not the one on 127.0.0.1:$port ($proto): it failed to start, or" \
+         "something else took the port first. Stopping rather than use one that is not the demo's." \
+         "The end of $log:" >&2
     tail -n 5 "$log" >&2
     exit 1
   fi
