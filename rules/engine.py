@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from greenwatch.core.config import SiteSettings
-from greenwatch.core.influx import InfluxClient
+from greenwatch.core.influx import InfluxClient, InfluxQueryError
 from greenwatch.core.schema import FINDING, TOTAL_SCOPES, Sample, encode_lines
+from greenwatch.core.yamlfile import InputError, load_yaml, problem_at
 
 from .config import RuleOverride
 from .model import Rule
@@ -401,6 +402,7 @@ class Engine:
         self.rules = list(rules)
         self.sites = dict(sites or {})
         self.overrides = list(overrides)
+        self.problems: list[str] = []  # rules InfluxDB rejected in the last evaluation
 
     async def previous(self, at: dt.datetime) -> dict[str, dict[str, Any]]:
         """The last point of every finding before `at`, by id."""
@@ -428,13 +430,22 @@ class Engine:
         # machines this runs on have at least two.
         gate = asyncio.Semaphore(QUERY_CONCURRENCY)
 
-        async def one(rule: AnyRule) -> list[Candidate]:
+        self.problems = []
+
+        async def one(rule: AnyRule) -> list[Candidate] | None:
             async with gate:
-                return await (yaml_candidates(rule, ctx, at) if isinstance(rule, Rule) else rule.candidates(ctx, at))
+                try:
+                    if isinstance(rule, Rule):
+                        return await yaml_candidates(rule, ctx, at)
+                    return await rule.candidates(ctx, at)
+                except InfluxQueryError as exc:
+                    # One rule InfluxDB rejects (a user's query) must not stop the others.
+                    self.problems.append(rejected(rule, exc))
+                    return None
 
         results = await asyncio.gather(*(one(rule) for rule in self.rules))
         for rule, found in zip(self.rules, results):
-            for c in found:
+            for c in found or []:
                 fid = finding_id(c.rule, c.site, c.device, c.entity)
                 if fid in seen:
                     continue
@@ -443,7 +454,8 @@ class Engine:
                 was_open = prior is not None and prior.get("open") == 1
                 opened = _parse_time(prior.get("opened_at")) if was_open and prior else None
                 events.append(self._finding(rule, ctx, c, at, "updated" if was_open else "opened", opened or at))
-        ids = {r.id for r in self.rules}
+        # A rule that could not be evaluated resolves nothing: its findings stand.
+        ids = {r.id for r, found in zip(self.rules, results) if found is not None}
         for fid, prior in before.items():
             if prior.get("open") == 1 and prior.get("rule") in ids and fid not in seen:
                 events.append(Finding(
@@ -453,9 +465,16 @@ class Engine:
                     f"resolved: {prior.get('summary', '')}", _parse_time(prior.get("opened_at")) or at, at))
         return events
 
-    async def run(self, at: dt.datetime) -> list[Finding]:
-        """Evaluate and write the events to the `finding` measurement."""
+    async def run(self, at: dt.datetime, strict: bool = True) -> list[Finding]:
+        """Evaluate and write the events to the `finding` measurement. A rule InfluxDB
+        rejects raises InputError before anything is written (strict), or is logged
+        while the other rules' findings are written (the service)."""
         events = await self.evaluate(at)
+        if self.problems:
+            if strict:
+                raise InputError(self.problems)
+            for problem in self.problems:
+                log.error("rule not evaluated: %s", problem)
         await self.client.write(encode_lines([e.sample() for e in events]))
         return events
 
@@ -476,6 +495,15 @@ class Engine:
         template = rule.summary if isinstance(rule, Rule) else (c.summary or "{device}")
         return Finding(c.rule, c.site, c.device, c.entity, settings.severity, state, c.value, kwh, kwh * rate,
                        site.tariff.currency, kwh * factor, template.format_map(values), opened, at)
+
+
+def rejected(rule: AnyRule, exc: InfluxQueryError) -> str:
+    """'file:line: query: InfluxDB rejects ...' for a YAML rule; the id for a Python one."""
+    message = f"InfluxDB rejects the rule's query: {exc.server_message or exc}"
+    if isinstance(rule, Rule) and rule.path is not None:
+        _, node = load_yaml(rule.path)
+        return problem_at(rule.path, node, ["query" if rule.query is not None else "condition"], message)
+    return f"rule {rule.id}: {message}"
 
 
 def _parse_time(text: Any) -> dt.datetime | None:

@@ -13,12 +13,11 @@ from pathlib import Path
 from greenwatch.core.influx import InfluxClient, InfluxQueryError
 from greenwatch.core.yamlfile import (
     InputError,
-    load_yaml,
     parse_model_with_node,
     problem_at,
 )
 
-from .engine import AnyRule, eval_range, yaml_query
+from .engine import AnyRule, eval_range, rejected, yaml_query
 from .model import Rule
 
 PACK_DIR = Path(__file__).parent / "pack"
@@ -95,10 +94,7 @@ async def check_query(rule: Rule, client: InfluxClient) -> str | None:
     try:
         await client.query(yaml_query(rule, start, end), epoch="s")
     except InfluxQueryError as exc:
-        assert rule.path is not None
-        _, node = load_yaml(rule.path)
-        key = "query" if rule.query is not None else "condition"
-        return problem_at(rule.path, node, [key], f"InfluxDB rejects the rule's query: {exc.server_message or exc}")
+        return rejected(rule, exc)
     return None
 
 

@@ -101,3 +101,31 @@ def test_a_disabled_rule_resolves_what_it_had_opened_and_opens_nothing(tmp_path,
     assert "resolved" in capsys.readouterr().out
     rows = influxdb.rows('SELECT "open", "state" FROM "finding"', influx_db)
     assert [(r["open"], r["state"]) for r in rows] == [(1, "opened"), (0, "resolved")]
+
+
+async def test_the_service_evaluates_the_rules_on_its_interval(tmp_path, influxdb, influx_db):
+    from greenwatch.service import Service, load
+
+    config = tmp_path / "greenwatch.yaml"
+    config.write_text(f"influxdb: {{url: '{influxdb.url}', database: {influx_db}}}\n"
+                      "rules: {interval: 5m}\nsites: [{name: hq}]\n")
+    now = dt.datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    # A week of a zombie server up to this hour: the rules job must open its finding.
+    for hours_ago in range(1, 8 * 24 + 1):
+        t = int((now - dt.timedelta(hours=hours_ago)).timestamp()) * 10**9
+        tags = {"site": "hq", "device": "srv-1", "kind": "server", "entity": "total"}
+        lines = encode_lines([Sample("host", tags | {"scope": "cpu"}, {"cpu_load_percent": 1.0}, t),
+                              Sample("power", tags | {"scope": "device"}, {"watts": 300.0}, t)])
+        async with InfluxClient(influxdb.url, influx_db) as client:
+            await client.write(lines)
+    async with Service(load(config), once=True) as once:
+        assert [p.name for p in once.periodic if p.name == "rules"] == []
+    async with Service(load(config)) as service:
+        jobs = [p for p in service.periodic if p.name == "rules"]
+        assert len(jobs) == 1 and jobs[0].every_s == 300
+        await jobs[0].job()
+    rows = {r["id"]: r for r in influxdb.rows('SELECT "id", "state", "kwh_per_year" FROM "finding"', influx_db)}
+    # Its flat 300 W over the last week's weekend is the other finding.
+    assert set(rows) == {"zombie-server:hq/srv-1", "dc-flat-weekend-load:hq"}
+    assert {r["state"] for r in rows.values()} == {"opened"}
+    assert abs(rows["zombie-server:hq/srv-1"]["kwh_per_year"] - 300 * 8760 / 1000) < 1

@@ -110,3 +110,18 @@ def test_a_bad_test_file_names_file_line_and_series_and_exits_2(tmp_path, influx
     err = capsys.readouterr().err.replace("\n", "")
     line = next(i for i, l in enumerate(bad.splitlines(), 1) if "sixty" in l)
     assert f"pc-on-overnight.test.yaml:{line}: series" in err and "cannot read 'sixty'" in err, err
+
+
+def test_rules_run_with_a_query_influxdb_rejects_exits_2_and_writes_nothing(tmp_path, influxdb, influx_db, capsys):
+    rules_dir = tmp_path / "myrules"
+    rules_dir.mkdir()
+    text = (PACK_DIR / "pue-above-target.yaml").read_text().replace('sum("kwh") / sum("it_kwh")', 'sum("kwh") / ')
+    (rules_dir / "pue-above-target.yaml").write_text(text)
+    config = tmp_path / "greenwatch.yaml"
+    config.write_text(f"influxdb: {{url: '{influxdb.url}', database: {influx_db}}}\n"
+                      f"rules: {{dirs: [myrules]}}\nsites: [{{name: hq}}]\n")
+    assert main(["rules", "run", "--config", str(config), "--at", "2026-03-03T08:00:00Z"]) == 2
+    err = capsys.readouterr().err.replace("\n", "")
+    line = next(i for i, l in enumerate(text.splitlines(), 1) if l.startswith("query:"))
+    assert f"pue-above-target.yaml:{line}: query: InfluxDB rejects the rule's query" in err, err
+    assert influxdb.query("SHOW MEASUREMENTS", db=influx_db)["results"][0].get("series") is None
