@@ -30,6 +30,7 @@ from greenwatch.core.yamlfile import InputError, load_yaml, problem_at
 from energy.intensity import cache_dir_beside
 from energy.rollup import periodic_job as energy_job
 from energy.rollup import site_inputs
+from rules.loader import load_rules
 from rules.runner import periodic_job as rules_job
 from rules.runner import query_client
 
@@ -63,6 +64,7 @@ def load(path: Path | str) -> Loaded:
         known = ", ".join(sorted(profiles.profiles))
         raise InputError([problem_at(path, node, loc, f"unknown profile {name!r} (known: {known})")
                           for loc, name in unknown])
+    load_rules(config.rules.dirs, config.rules.shipped)  # a bad rule is bad input too
     return Loaded(path, config, profiles)
 
 
