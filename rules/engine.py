@@ -34,6 +34,9 @@ OPS: dict[str, Callable[[float, float], bool]] = {
 }
 NS = 1_000_000_000
 QUERY_CONCURRENCY = 2
+# How far back a finding's last point is looked for: a finding nobody re-evaluated for
+# longer (the service stopped for a year) starts afresh.
+STATE_HORIZON_S = 400 * 86400
 # Where a device's power is read for savings based on its draw: its own total, else
 # what its inlets, phases or supplies add up to; a UPS's output as a last resort.
 POWER_PREFERENCE = (*TOTAL_SCOPES, "output")
@@ -406,7 +409,8 @@ class Engine:
 
     async def previous(self, at: dt.datetime) -> dict[str, dict[str, Any]]:
         """The last point of every finding before `at`, by id."""
-        q = (f"SELECT * FROM {quote_ident(FINDING)} WHERE time < {to_ns(at)} "
+        since = to_ns(at) - STATE_HORIZON_S * NS
+        q = (f"SELECT * FROM {quote_ident(FINDING)} WHERE time >= {since} AND time < {to_ns(at)} "
              f"GROUP BY * ORDER BY time DESC LIMIT 1")
         data = await self.client.query(q, epoch="s")
         latest: dict[str, dict[str, Any]] = {}

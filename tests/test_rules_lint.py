@@ -125,3 +125,15 @@ def test_rules_run_with_a_query_influxdb_rejects_exits_2_and_writes_nothing(tmp_
     line = next(i for i, l in enumerate(text.splitlines(), 1) if l.startswith("query:"))
     assert f"pue-above-target.yaml:{line}: query: InfluxDB rejects the rule's query" in err, err
     assert influxdb.query("SHOW MEASUREMENTS", db=influx_db)["results"][0].get("series") is None
+
+
+def test_check_names_a_bad_rule_in_the_config_s_rule_folders(tmp_path, capsys):
+    rules_dir = tmp_path / "myrules"
+    rules_dir.mkdir()
+    (rules_dir / "pc-on-overnight.yaml").write_text(GOOD.replace("window: nights", "window: nightly"))
+    config = tmp_path / "greenwatch.yaml"
+    config.write_text("rules: {dirs: [myrules]}\nsites: [{name: hq}]\n")
+    assert main(["check", "--config", str(config)]) == 2
+    err = capsys.readouterr().err.replace("\n", "")
+    line = next(i for i, l in enumerate(GOOD.splitlines(), 1) if l.startswith("window:"))
+    assert f"{rules_dir / 'pc-on-overnight.yaml'}:{line}: window:" in err, err
