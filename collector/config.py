@@ -46,7 +46,11 @@ class CollectorConfig(Strict):
     @field_validator("profile_dirs")
     @classmethod
     def _relative_dirs(cls, value: list[Path], info: ValidationInfo) -> list[Path]:
-        return [p if p.is_absolute() else base_dir(info) / p for p in value]
+        dirs = [p if p.is_absolute() else base_dir(info) / p for p in value]
+        missing = [str(p) for p in dirs if not p.is_dir()]
+        if missing:
+            raise ValueError(f"profile folder {', '.join(missing)} does not exist")
+        return dirs
 
     @field_validator("snmp_engine")
     @classmethod

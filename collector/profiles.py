@@ -22,6 +22,7 @@ from typing import Annotated, Any
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
+from greenwatch.core.config import shown
 from greenwatch.core.schema import FIELDS, KINDS, POWER, RESERVED_TAGS
 from greenwatch.core.units import UNITS
 from greenwatch.core.yamlfile import InputError, parse_model_with_node, problem_at
@@ -35,7 +36,7 @@ _OID_PATTERN = re.compile(r"^\d+(\.(\d+|\*))*(\.\*)?$")
 def _oid(value: Any) -> str:
     text = str(value).strip().lstrip(".")
     if not _OID.match(text):
-        raise ValueError(f"malformed OID {value!r}: expected dotted numbers such as 1.3.6.1.2.1.1.2.0")
+        raise ValueError(f"malformed OID {shown(value)}: expected dotted numbers such as 1.3.6.1.2.1.1.2.0")
     return text
 
 
@@ -194,7 +195,7 @@ def _oid_list(value: Any) -> Any:
         for item in value:
             text = str(item).strip().lstrip(".")
             if not _OID_PATTERN.match(text):
-                raise ValueError(f"malformed sysobjectid pattern {item!r}: dotted numbers, * for any")
+                raise ValueError(f"malformed sysobjectid pattern {shown(item)}: dotted numbers, * for any")
             out.append(text)
         return out
     return value

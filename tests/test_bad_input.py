@@ -108,8 +108,8 @@ CONFIG_CASES: dict[str, tuple[str | bytes, str]] = {
     "unknown tag": ("defaults:\n  retries: !!python/object:os.system 1\n", ":2: not valid YAML: could not determine a constructor"),
     "two documents": ("sites: []\n---\nsites: []\n",
                       ":2: not valid YAML: expected a single document in the stream, but found another document"),
-    "empty file": ("", ": the file is empty"),
-    "only comments": ("# nothing yet\n", ": the file is empty"),
+    "empty file": ("", ":1: the file is empty"),
+    "only comments": ("# nothing yet\n", ":1: the file is empty"),
     "top level a list": ("- sites\n", ":1: (top level): Input should be a valid dictionary"),
     "deep nesting": ("sites: " + "[" * 200_000 + "]" * 200_000 + "\n", f":1: nested deeper than {MAX_DEPTH} levels"),
 }
@@ -196,7 +196,7 @@ PROFILE_CASES: dict[str, tuple[dict[str, str | bytes], str]] = {
         {"m.yaml": "metrics:\n  - symbol:\n      OID: 1.3.6.1.4.1.9.1.0\n      name: p\n      field: watts\n"
                    "      field: va\n"},
         "m.yaml:6: metrics[0].symbol.field: appears twice"),
-    "empty profile": ({"m.yaml": "\n"}, "m.yaml: the file is empty"),
+    "empty profile": ({"m.yaml": "\n"}, "m.yaml:1: the file is empty"),
     "alias bomb": (
         {"m.yaml": "description: &a [x, x, x, x, x, x, x, x, x, x]\n"
                    + "".join(f"x{c}: &{c} [{', '.join([f'*{p}'] * 10)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))},

@@ -91,8 +91,9 @@ Secret = Annotated[SecretStr, BeforeValidator(resolve_secret)]
 
 
 def shown(value: Any, limit: int = 60) -> str:
-    """A value quoted back in an error, cut short: a message must stay one readable line."""
-    text = repr(value)
+    """A value quoted back in an error: cut short, as a message must stay one readable
+    line, and without the user:password@ of anything that looks like a URL."""
+    text = repr(_URL_USERINFO.sub(r"\1***@", value) if isinstance(value, str) else value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -270,23 +271,23 @@ def split_address(address: str, default_port: int) -> tuple[str, int]:
     if address.startswith("["):
         end = address.find("]")
         if end < 0:
-            raise ValueError(f"unclosed [ in address {address!r}")
+            raise ValueError(f"unclosed [ in address {shown(address)}")
         host, rest = address[1:end], address[end + 1 :]
         if rest:
             if not rest.startswith(":"):
-                raise ValueError(f"expected [v6]:port, got {address!r}")
+                raise ValueError(f"expected [v6]:port, got {shown(address)}")
             port = _port(rest[1:], address)
     elif address.count(":") == 1:
         host, text = address.split(":")
         port = _port(text, address)
     if not host:
-        raise ValueError(f"no host in address {address!r}")
+        raise ValueError(f"no host in address {shown(address)}")
     return host, port
 
 
 def _port(text: str, address: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
-        raise ValueError(f"port must be 1-65535 in address {address!r}")
+        raise ValueError(f"port must be 1-65535 in address {shown(address)}")
     return int(text)
 
 

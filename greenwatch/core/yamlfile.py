@@ -7,6 +7,7 @@ of the YAML file where that value stands, so a user is pointed at the place to f
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -93,11 +94,16 @@ def load_yaml(path: Path) -> tuple[Any, yaml.Node | None]:
 def _where(path: Path, text: str, exc: yaml.YAMLError) -> str:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     if mark is not None:
-        return f"{path}:{mark.line + 1}"
+        # At the end of a file without a final newline the mark is on the line after.
+        return f"{path}:{min(mark.line + 1, len(_BREAKS.findall(text)) + 1)}"
     position = getattr(exc, "position", None)  # a ReaderError: a character YAML refuses
     if isinstance(position, int):
         return f"{path}:{text.count(chr(10), 0, position) + 1}"
     return str(path)
+
+
+# Line breaks as YAML counts them.
+_BREAKS = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 
 
 def _problem(exc: yaml.YAMLError) -> str:
@@ -217,13 +223,21 @@ def line_of(node: yaml.Node | None, loc: Iterable[Any]) -> int | None:
 
 
 def format_loc(loc: Iterable[Any]) -> str:
+    """`sites[0].devices[1].snmp`; a key that is not a plain word is quoted (and cut
+    short), so that spaces, empty keys and control characters show."""
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        else:
-            out += f".{part}" if out else str(part)
+            continue
+        text = str(part)
+        if not _PLAIN_KEY.fullmatch(text):
+            text = repr(text) if len(text) <= 40 else repr(text[:37]) + "..."
+        out += f".{text}" if out else text
     return out or "(top level)"
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_$<>/-]+")
 
 
 def problem_at(path: Path, node: yaml.Node | None, loc: Iterable[Any], message: str) -> str:
@@ -261,7 +275,7 @@ def parse_model_with_node(
     if data is None:
         # An empty file (or only comments) is more likely a mistake than a wish for
         # every default: say so rather than run with nothing in it.
-        raise InputError([f"{path}: the file is empty: expected a YAML mapping (key: value lines)"])
+        raise InputError([f"{path}:1: the file is empty: expected a YAML mapping (key: value lines)"])
     try:
         return model.model_validate(data, context=context), node
     except ValidationError as exc:
