@@ -4,6 +4,7 @@ is echoed; each config has a spool of its own."""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import textwrap
@@ -110,6 +111,7 @@ CONFIG_CASES: dict[str, tuple[str | bytes, str]] = {
                       ":2: not valid YAML: expected a single document in the stream, but found another document"),
     "empty file": ("", ":1: the file is empty"),
     "only comments": ("# nothing yet\n", ":1: the file is empty"),
+    "an empty mapping": ("# nothing yet\n{}\n", ":2: the file is empty"),
     "top level a list": ("- sites\n", ":1: (top level): Input should be a valid dictionary"),
     "deep nesting": ("sites: " + "[" * 200_000 + "]" * 200_000 + "\n", f":1: nested deeper than {MAX_DEPTH} levels"),
 }
@@ -291,3 +293,43 @@ def test_check_accepts_a_good_config_and_says_so(tmp_path, capsys):
     # check creates nothing, not even the spool it checked could be created.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["greenwatch.yaml"]
 
+
+
+def test_what_check_accepts_at_the_edges_run_starts_and_stops(tmp_path, influxdb, influx_db):
+    """The other half of "check refuses what run would": values at the edges of what
+    check accepts (the longest interval, the smallest spool, a spool in folders not
+    yet made, a CA file, a numeric community and tags) are run by `greenwatch run`."""
+    cert = tmp_path / "ca.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(tmp_path / "key.pem"), "-out", str(cert), "-days", "2",
+                    "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+    path = write(tmp_path, f"""\
+        influxdb: {{url: '{influxdb.url}/', database: {influx_db}, token: t0k, ca_file: ca.pem, timeout: 1ms}}
+        spool: {{path: not/yet/made/x.db, max_size: 1}}
+        defaults: {{interval: 8784h, timeout: 1ms}}
+        sites:
+          - name: s
+            tags: {{floor: 3}}
+            devices:
+              - name: a
+                address: 127.0.0.1:{free_port()}
+                snmp: {{version: 2c, community: 12345678}}
+                tags: {{rack: 7}}
+        """)
+    assert cli.main(["check", "--config", str(path)]) == 0
+    proc = subprocess.Popen([sys.executable, "-m", "greenwatch.cli", "run", "--config", str(path)],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        seen = []
+        for line in proc.stderr:
+            seen.append(line)
+            if "polling 1 devices" in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    output = "".join(seen) + (rest or "")
+    assert proc.returncode == 0 and "Traceback" not in output, output
+    assert (tmp_path / "not/yet/made/x.db").exists()

@@ -272,10 +272,11 @@ def parse_model_with_node(
 ) -> tuple[Any, yaml.Node | None]:
     """As parse_model, also returning the YAML node tree for checks made afterwards."""
     data, node = load_yaml(path)
-    if data is None:
-        # An empty file (or only comments) is more likely a mistake than a wish for
-        # every default: say so rather than run with nothing in it.
-        raise InputError([f"{path}:1: the file is empty: expected a YAML mapping (key: value lines)"])
+    if data is None or data == {}:
+        # An empty file (only comments, or {}) is more likely a mistake than a wish
+        # for every default: say so rather than run with nothing in it.
+        line = node.start_mark.line + 1 if node is not None else 1
+        raise InputError([f"{path}:{line}: the file is empty: expected a YAML mapping (key: value lines)"])
     try:
         return model.model_validate(data, context=context), node
     except ValidationError as exc:
