@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from greenwatch.core.config import shown
 from greenwatch.core.schema import FIELDS, KINDS, POWER, RESERVED_TAGS
@@ -212,11 +212,13 @@ class ProfileFile(_Strict):
     max_repetitions: int | None = Field(None, ge=1, le=500)
     metrics: list[Metric] = []
 
-    @model_validator(mode="after")
-    def _known_kind(self) -> ProfileFile:
-        if self.kind is not None and self.kind not in KINDS:
-            raise ValueError(f"unknown kind {self.kind!r}: expected one of {', '.join(KINDS)}")
-        return self
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str | None) -> str | None:
+        # A field validator, so that the message points at the kind: line.
+        if value is not None and value not in KINDS:
+            raise ValueError(f"unknown kind {shown(value)}: expected one of {', '.join(KINDS)}")
+        return value
 
 
 @dataclass(frozen=True)
