@@ -90,6 +90,10 @@ CONFIG_CASES: dict[str, tuple[str | bytes, str]] = {
     "redfish missing ca_file": ("sites:\n  - name: s\n    devices:\n      - name: bmc\n        redfish:\n"
                                 "          url: https://10.0.1.7\n          ca_file: /no/such/ca.pem\n",
                                 ":7: sites[0].devices[0].redfish.ca_file: cannot use ca_file"),
+    "secret file is a device": (DEVICE.replace("community: public", "community: {file: /dev/zero}"),
+                                ":6: sites[0].devices[0].snmp.community: secret file /dev/zero is not a regular file"),
+    "secret file is a folder": (DEVICE.replace("community: public", "community: {file: .}"),
+                                ":6: sites[0].devices[0].snmp.community: secret file"),
     "duplicate key": ("defaults:\n  interval: 60s\n  timeout: 2s\n  interval: 30s\n",
                       ":4: defaults.interval: appears twice in this mapping (first on line 2)"),
     "duplicate device key": (DEVICE + "        address: 10.0.0.2\n",

@@ -43,6 +43,7 @@ _SIZE_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib
 # Longer than anything greenwatch schedules or waits for, and far inside what
 # datetime.timedelta and the schedulers accept (a huge interval used to crash `run`).
 MAX_DURATION_S = 366 * 86400
+MAX_SECRET_FILE = 64 * 1024
 # A URL's user:password@ part, found without parsing it (it may not parse).
 _URL_USERINFO = re.compile(r"^((?:[A-Za-z][A-Za-z0-9+.-]*:)?//)?[^/?#]*@")
 _SQLITE_HEADER = b"SQLite format 3\x00"
@@ -70,6 +71,11 @@ def resolve_secret(value: Any, info: ValidationInfo) -> Any:
             if not path.is_absolute():
                 path = base_dir(info) / path
             try:
+                # A regular file of a sensible size: /dev/zero or a FIFO would hang `check`.
+                if not path.is_file():
+                    raise ValueError(f"secret file {path} is not a regular file")
+                if path.stat().st_size > MAX_SECRET_FILE:
+                    raise ValueError(f"secret file {path} is over {MAX_SECRET_FILE // 1024} KiB: is it the right file?")
                 return path.read_text(encoding="utf-8").strip()
             except OSError as exc:
                 raise ValueError(f"cannot read secret file {path}: {exc.strerror}") from None
