@@ -39,6 +39,7 @@ MIN_BRIDGE_S = 300.0
 # Hours per round of queries: bounds memory (one day of hourly rows per series) while
 # keeping the number of requests small.
 CHUNK_HOURS = 24
+CHUNKS_IN_FLIGHT = 2
 # Statements per request for the boundary and raw-point queries.
 STATEMENTS_PER_REQUEST = 100
 WRITE_BATCH = 5000
@@ -172,16 +173,24 @@ class Rollup:
         if end > last:
             last += dt.timedelta(hours=1)  # a partial hour at the end is rolled up whole
         total = int((last - first).total_seconds() // HOUR_S)
-        done = 0
+        chunks: list[tuple[int, int]] = []
         chunk_start = first
         while chunk_start < last and self.sites:
             chunk_end = min(chunk_start + dt.timedelta(hours=CHUNK_HOURS), last)
-            await self._chunk(int(chunk_start.timestamp() * 1000), int(chunk_end.timestamp() * 1000))
-            done += int((chunk_end - chunk_start).total_seconds() // HOUR_S)
-            self.stats.hours = done
-            if progress:
-                progress(done, total)
+            chunks.append((int(chunk_start.timestamp() * 1000), int(chunk_end.timestamp() * 1000)))
             chunk_start = chunk_end
+        # Two chunks in flight: while one waits for InfluxDB, the other is computed and
+        # written, and InfluxDB has work for two cores.
+        slots = asyncio.Semaphore(CHUNKS_IN_FLIGHT)
+
+        async def one(c0: int, c1: int) -> None:
+            async with slots:
+                await self._chunk(c0, c1)
+            self.stats.hours += (c1 - c0) // HOUR_MS
+            if progress:
+                progress(self.stats.hours, total)
+
+        await asyncio.gather(*(one(c0, c1) for c0, c1 in chunks))
         return self.stats
 
     # -- one chunk of hours ---------------------------------------------------------
@@ -209,8 +218,12 @@ class Rollup:
                 statements.append(
                     f"SELECT min(c) FROM (SELECT count({fieldname}) AS c FROM {POWER} WHERE {where} "
                     f"GROUP BY time({size}s), * fill(0)) WHERE {inner} GROUP BY time(1h), *")
-        # Each statement its own request: InfluxDB runs them side by side.
-        answers = [a[0] for a in await asyncio.gather(*(_query_many(self.client, [q]) for q in statements))]
+        # Each statement its own request: InfluxDB runs them side by side; the counter
+        # boundaries are asked for at the same time.
+        answers_and_edges = await asyncio.gather(self._boundary_readings(c0, c1),
+                                                 *(_query_many(self.client, [q]) for q in statements))
+        edges = answers_and_edges[0]
+        answers = [a[0] for a in answers_and_edges[1:]]
         watts: dict[SeriesKey, dict[int, HourStats]] = defaultdict(lambda: defaultdict(HourStats))
         counter: dict[SeriesKey, dict[int, HourStats]] = defaultdict(lambda: defaultdict(HourStats))
         # A split series' entries each carry some columns of a row and nulls for the
@@ -232,7 +245,7 @@ class Rollup:
                 min_bucket[(size, fieldname)] = table
         counter = {k: v for k, v in counter.items() if any(h.count for h in v.values())}
 
-        boundaries = await self._counter_boundaries(c0, c1, counter)
+        boundaries = self._counter_boundaries(edges, counter)
         hours = range(c0, c1, HOUR_MS)
         results: list[SeriesResult] = []
         slow: list[tuple[SeriesKey, Method, list[int]]] = []
@@ -270,12 +283,10 @@ class Rollup:
         results.extend(await self._slow(slow))
         await self._write(results)
 
-    async def _counter_boundaries(
-        self, c0: int, c1: int, counter: dict[SeriesKey, dict[int, HourStats]]
-    ) -> dict[tuple[SeriesKey, int], float]:
-        """The counter interpolated at each hour boundary of the chunk, per series."""
-        if not counter:
-            return {}
+    async def _boundary_readings(self, c0: int, c1: int) -> dict[int, tuple[dict, dict]]:
+        """Per hour boundary of the chunk: each series' last counter reading before it
+        and first at or after it, within the widest bridging limit (no GROUP BY time,
+        so the readings keep their own times)."""
         gap_ms = int(max(s.max_gap_s(d) for s in self.sites.values() for d in [*s.devices, ""]) * 1000)
         sites = _site_filter(self.sites)
         statements: list[str] = []
@@ -286,16 +297,24 @@ class Rollup:
             statements.append(f"SELECT first(energy_kwh) FROM {POWER} WHERE time >= {b}ms "
                               f"AND time < {b + gap_ms}ms AND {sites} GROUP BY *")
         answers = await _query_many(self.client, statements)
+        return {
+            b: ({k: (r["time"], r["last"]) for k, r in _rows(answers[2 * i])},
+                {k: (r["time"], r["first"]) for k, r in _rows(answers[2 * i + 1])})
+            for i, b in enumerate(edges)
+        }
+
+    def _counter_boundaries(
+        self, edges: dict[int, tuple[dict, dict]], counter: dict[SeriesKey, dict[int, HourStats]]
+    ) -> dict[tuple[SeriesKey, int], float]:
+        """The counter interpolated at each hour boundary, per counter series."""
         out: dict[tuple[SeriesKey, int], float] = {}
-        for i, b in enumerate(edges):
-            before = {k: (r["time"], r["last"]) for k, r in _rows(answers[2 * i])}
-            after = {k: (r["time"], r["first"]) for k, r in _rows(answers[2 * i + 1])}
+        for b, (before, after) in edges.items():
             for key in counter:
-                site = self.sites.get(dict(key).get("site", ""))
+                tags = dict(key)
+                site = self.sites.get(tags.get("site", ""))
                 if site is None:
                     continue
-                value = counter_at(before.get(key), after.get(key), b,
-                                   site.max_gap_s(dict(key).get("device", "")) * 1000)
+                value = counter_at(before.get(key), after.get(key), b, site.max_gap_s(tags.get("device", "")) * 1000)
                 if value is not None:
                     out[(key, b)] = value
         return out
