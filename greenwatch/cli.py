@@ -97,7 +97,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "check":
         devices = loaded.config.devices()
         out.print(f"{args.config}: valid: {len(loaded.config.sites)} sites, {len(devices)} devices, "
-                  f"{len(loaded.profiles.profiles)} profiles", highlight=False)
+                  f"{len(loaded.profiles.profiles)} profiles; spool {loaded.config.spool.path}", highlight=False, soft_wrap=True)
+        if not devices:
+            err.print(f"{args.config}: note: no enabled devices, so run would poll nothing",
+                      markup=False, highlight=False)
         return EXIT_OK
     shard = parse_shard(args.shard)
     if args.command == "run":

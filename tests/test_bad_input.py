@@ -292,10 +292,16 @@ async def test_points_spooled_for_one_config_never_reach_anothers_influxdb(tmp_p
 
 def test_check_accepts_a_good_config_and_says_so(tmp_path, capsys):
     path = write(tmp_path, DEVICE)
-    code, _ = run_cli(capsys, "check", "--config", str(path))
-    assert code == 0
+    code = cli.main(["check", "--config", str(path)])
+    out, err = capsys.readouterr()
+    assert code == 0 and err == ""
+    # It names the spool the config's points wait in.
+    assert f"valid: 1 sites, 1 devices" in out and f"spool {tmp_path.resolve() / 'greenwatch.spool.db'}" in out
+    # A config that polls nothing is valid, but check says so.
+    code = cli.main(["check", "--config", str(write(tmp_path, "sites: []\n", "none.yaml"))])
+    assert code == 0 and "no enabled devices, so run would poll nothing" in capsys.readouterr().err
     # check creates nothing, not even the spool it checked could be created.
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["greenwatch.yaml"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["greenwatch.yaml", "none.yaml"]
 
 
 
