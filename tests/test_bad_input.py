@@ -82,6 +82,7 @@ CONFIG_CASES: dict[str, tuple[str | bytes, str]] = {
     "influxdb empty token": ("influxdb:\n  token: ''\n", ":2: influxdb: token is empty"),
     "influxdb v2 without token": ("influxdb:\n  api: v2\n  org: o\n  bucket: b\n  username: u\n  password: p\n",
                                   ":2: influxdb: api v2 needs token"),
+    "influxdb empty username": ("influxdb:\n  username: ''\n  password: p\n", ":2: influxdb.username: "),
     "influxdb empty database": ("influxdb:\n  database: ''\n", ":2: influxdb.database: "),
     "influxdb missing ca_file": ("influxdb:\n  url: https://db.example:8086\n  ca_file: no-such-ca.pem\n",
                                  ":3: influxdb.ca_file: cannot use ca_file"),

@@ -160,11 +160,12 @@ class InfluxConfig(Strict):
     api: Literal["v1", "v2"] = "v1"
     database: str = Field("greenwatch", min_length=1)
     retention_policy: str | None = None
-    username: str | None = None
+    # Empty names would pass here and be refused (or ignored) by the writers at run time.
+    username: str | None = Field(None, min_length=1)
     password: Secret | None = None
     token: Secret | None = None
-    org: str | None = None
-    bucket: str | None = None
+    org: str | None = Field(None, min_length=1)
+    bucket: str | None = Field(None, min_length=1)
     gzip: bool = False
     batch_size: int = Field(5000, ge=1, le=100_000)
     timeout: Duration = 10.0
