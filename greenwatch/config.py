@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 from collector.config import CollectorConfig, Defaults, Device
 from greenwatch.core.config import InfluxConfig, SiteSettings, SpoolConfig, Strict
 from greenwatch.core.yamlfile import parse_model
+from reports.config import ReportConfig
 from rules.config import RulesConfig
 
 
@@ -36,6 +37,7 @@ class Config(Strict):
     defaults: Defaults = Field(default_factory=dict, validate_default=True)
     collector: CollectorConfig = Field(default_factory=dict, validate_default=True)
     rules: RulesConfig = Field(default_factory=dict, validate_default=True)
+    report: ReportConfig = Field(default_factory=dict, validate_default=True)
     sites: list[Site] = []
 
     @model_validator(mode="after")

@@ -1,0 +1,67 @@
+"""The report's charts as PNG bytes (matplotlib, Agg: no display needed). The same
+PNGs go inline in the email (content-id images), beside the HTML on disk and into the PDF."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")  # before pyplot: a service has no display
+
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from .weekly import WeeklyFigures  # noqa: E402
+
+GREEN = ["#1b7f3b", "#5aa469", "#9ccc65", "#2e86ab", "#f4a259", "#8c564b", "#7f7f7f"]
+DPI = 110
+
+
+def _png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def daily_kwh(figures: WeeklyFigures) -> bytes:
+    """kWh per local day, one stacked bar per day, a colour per site."""
+    fig, ax = plt.subplots(figsize=(6.4, 2.8))
+    days = sorted({d for s in figures.sites for d, _ in s.daily_kwh})
+    bottom = [0.0] * len(days)
+    for i, site in enumerate(figures.sites):
+        by_day = dict(site.daily_kwh)
+        values = [by_day.get(d, 0.0) for d in days]
+        ax.bar([d.strftime("%a %d") for d in days], values, bottom=bottom, label=site.name,
+               color=GREEN[i % len(GREEN)])
+        bottom = [b + v for b, v in zip(bottom, values)]
+    ax.set_ylabel("kWh")
+    ax.set_title(f"Energy per day, {figures.week.label}", fontsize=10)
+    ax.spines[["top", "right"]].set_visible(False)
+    if figures.sites:
+        ax.legend(fontsize=8, frameon=False, ncol=min(4, len(figures.sites)))
+    return _png(fig)
+
+
+def week_on_week(figures: WeeklyFigures) -> bytes:
+    """kWh per site: this week against the week before and the same week last year."""
+    fig, ax = plt.subplots(figsize=(6.4, 2.8))
+    names = [s.name for s in figures.sites]
+    width = 0.27
+    series = [("same week last year", "last_year", "#c7c7c7"), ("previous week", "previous", "#9ccc65"),
+              (figures.week.label, "week", "#1b7f3b")]
+    for j, (label, attr, colour) in enumerate(series):
+        values = [getattr(s, attr).kwh or 0.0 for s in figures.sites]
+        ax.bar([i + (j - 1) * width for i in range(len(names))], values, width, label=label, color=colour)
+    ax.set_xticks(range(len(names)), names)
+    ax.set_ylabel("kWh")
+    ax.set_title("kWh per site, week on week and year on year", fontsize=10)
+    ax.spines[["top", "right"]].set_visible(False)
+    ax.legend(fontsize=8, frameon=False)
+    return _png(fig)
+
+
+def charts(figures: WeeklyFigures) -> dict[str, bytes]:
+    """Name -> PNG; names are also the images' content ids and file names."""
+    return {"daily-kwh": daily_kwh(figures), "week-on-week": week_on_week(figures)}
