@@ -19,9 +19,14 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from collector.profiles import ProfileFile, _read_file, load_profiles
+from collector.snmp.engines import make_engine
+from collector.sources import make_source
 from greenwatch.config import Config
 from greenwatch.core.yamlfile import InputError
-from greenwatch.service import load
+from greenwatch.service import load, make_writer
+
+# One engine for every source built (none is asked anything).
+ENGINE = make_engine("pysnmp")
 
 # No example database in the repository; examples are generated afresh each run.
 # Counts keep each test to a few seconds: hypothesis takes ~15 ms to build one nested
@@ -192,11 +197,24 @@ metrics:
 """
 
 
+def run_would_start(loaded: Any) -> None:
+    """What `run` builds from a config that `check` accepted builds without refusing:
+    the InfluxDB writer and every device's source (nothing is connected)."""
+    if loaded is None:
+        return
+    config = loaded.config
+    make_writer(config.influxdb)
+    for site, device in config.devices():
+        make_source(config.defaults, site, device, loaded.profiles, ENGINE)
+
+
 def test_the_seeds_are_valid(folder):
     # The mutations start from files that load: otherwise they would test only errors.
     config = folder / "greenwatch.yaml"
     config.write_text(CONFIG_SEED)
-    assert len(load(config).config.devices()) == 5
+    loaded = load(config)
+    assert len(loaded.config.devices()) == 5
+    run_would_start(loaded)
     profile = folder / "profiles" / "seed.yaml"
     profile.write_text(PROFILE_SEED)
     spec, _ = _read_file(profile)
@@ -213,7 +231,7 @@ PROFILE_KEYS = field_names(ProfileFile)
 def test_generated_configs_load_or_name_the_place(folder, doc):
     path = folder / "greenwatch.yaml"
     path.write_text(yaml.safe_dump(doc, allow_unicode=True))
-    loads_or_names_the_place(load, path)
+    run_would_start(loads_or_names_the_place(load, path))
 
 
 @settings(FUZZ, max_examples=700)  # the ones that load also load every profile
@@ -221,7 +239,7 @@ def test_generated_configs_load_or_name_the_place(folder, doc):
 def test_mistyped_configs_load_or_name_the_place(folder, text):
     path = folder / "greenwatch.yaml"
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
-    loads_or_names_the_place(load, path)
+    run_would_start(loads_or_names_the_place(load, path))
 
 
 @settings(FUZZ, max_examples=500)
@@ -229,7 +247,7 @@ def test_mistyped_configs_load_or_name_the_place(folder, text):
 def test_arbitrary_bytes_load_or_name_the_place(folder, data):
     path = folder / "greenwatch.yaml"
     path.write_bytes(data)
-    loads_or_names_the_place(load, path)
+    run_would_start(loads_or_names_the_place(load, path))
 
 
 @settings(FUZZ, max_examples=300)
@@ -289,7 +307,7 @@ def swapped(seed: str, keys: set[str]) -> st.SearchStrategy[Any]:
 def test_configs_with_odd_values_load_or_name_the_place(folder, doc):
     path = folder / "greenwatch.yaml"
     path.write_text(yaml.safe_dump(doc, allow_unicode=True))
-    loads_or_names_the_place(load, path)
+    run_would_start(loads_or_names_the_place(load, path))
 
 
 @settings(FUZZ, max_examples=400)
