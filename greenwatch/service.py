@@ -65,7 +65,22 @@ def load(path: Path | str) -> Loaded:
         raise InputError([problem_at(path, node, loc, f"unknown profile {name!r} (known: {known})")
                           for loc, name in unknown])
     load_rules(config.rules.dirs, config.rules.shipped)  # a bad rule is bad input too
+    _warn_of_old_spool(path, config)
     return Loaded(path, config, profiles)
+
+
+# Before spools were named after their config file, every config's was this one.
+OLD_DEFAULT_SPOOL = "greenwatch-spool.db"
+
+
+def _warn_of_old_spool(path: Path, config: Config) -> None:
+    """Points an earlier version left in the old shared default spool are not sent by
+    this one, which reads the config's own: say how to send them rather than lose them."""
+    old = path.resolve().parent / OLD_DEFAULT_SPOOL
+    if old.is_file() and old.stat().st_size > 0 and config.spool.path != old:
+        log.warning("%s was the default spool before spools were named after their config; its "
+                    "points are not sent. To send them, run once with spool: {path: %s} in %s",
+                    old, OLD_DEFAULT_SPOOL, path.name)
 
 
 def make_writer(cfg: InfluxConfig) -> LineWriter:

@@ -253,6 +253,19 @@ def test_two_configs_in_one_folder_have_their_own_spools(tmp_path):
     assert c.spool.path == tmp_path.resolve() / "spools" / "c.db"
 
 
+def test_points_left_in_the_old_shared_spool_are_pointed_out(tmp_path, caplog):
+    path = write(tmp_path, DEVICE)
+    load(path)
+    assert "default spool before" not in caplog.text
+    (tmp_path / "greenwatch-spool.db").write_bytes(b"SQLite format 3\x00" + bytes(100))
+    load(path)
+    assert "greenwatch-spool.db was the default spool before" in caplog.text
+    caplog.clear()
+    # Pointed at it, it is this config's spool again: nothing to say.
+    load(write(tmp_path, "spool: {path: greenwatch-spool.db}\n" + DEVICE))
+    assert "default spool before" not in caplog.text
+
+
 async def test_points_spooled_for_one_config_never_reach_anothers_influxdb(tmp_path, influxdb, influx_db):
     """Config a's InfluxDB is down, so its points stay spooled; config b, in the same
     folder, then writes to a working InfluxDB. With a shared spool b sent a's points
