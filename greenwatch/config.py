@@ -10,6 +10,7 @@ from pathlib import Path
 from pydantic import Field, model_validator
 
 from collector.config import CollectorConfig, Defaults, Device
+from dashboards.config import GrafanaConfig
 from greenwatch.core.config import InfluxConfig, SiteSettings, SpoolConfig, Strict
 from greenwatch.core.yamlfile import parse_model
 from reports.config import ReportConfig
@@ -38,6 +39,7 @@ class Config(Strict):
     collector: CollectorConfig = Field(default_factory=dict, validate_default=True)
     rules: RulesConfig = Field(default_factory=dict, validate_default=True)
     report: ReportConfig = Field(default_factory=dict, validate_default=True)
+    grafana: GrafanaConfig = Field(default_factory=dict, validate_default=True)
     sites: list[Site] = []
 
     @model_validator(mode="after")
