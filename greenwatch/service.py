@@ -12,6 +12,7 @@ import asyncio
 import hashlib
 import logging
 import signal
+import sqlite3
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +26,7 @@ from greenwatch.config import Config, load_config
 from greenwatch.core.config import InfluxConfig
 from greenwatch.core.influx import InfluxClient, InfluxV2Writer, LineWriter
 from greenwatch.core.sink import Sink, SinkStats
-from greenwatch.core.spool import Spool
+from greenwatch.core.spool import Spool, SpoolLockedError
 from greenwatch.core.yamlfile import InputError, load_yaml, problem_at
 from energy.intensity import cache_dir_beside
 from energy.rollup import periodic_job as energy_job
@@ -77,10 +78,20 @@ def _warn_of_old_spool(path: Path, config: Config) -> None:
     """Points an earlier version left in the old shared default spool are not sent by
     this one, which reads the config's own: say how to send them rather than lose them."""
     old = path.resolve().parent / OLD_DEFAULT_SPOOL
-    if old.is_file() and old.stat().st_size > 0 and config.spool.path != old:
-        log.warning("%s was the default spool before spools were named after their config; its "
-                    "points are not sent. To send them, run once with spool: {path: %s} in %s",
-                    old, OLD_DEFAULT_SPOOL, path.name)
+    if not old.is_file() or config.spool.path == old:
+        return
+    try:
+        with Spool(old) as spool:
+            pending = spool.pending
+    except SpoolLockedError:
+        pending = -1  # an older greenwatch is still running on it
+    except (OSError, sqlite3.Error):
+        return  # not a spool: nothing of ours to send
+    if pending:
+        log.warning("%s, the default spool before spools were named after their config, holds %s; "
+                    "they are not sent. To send them, run once with spool: {path: %s} in %s",
+                    old, f"{pending} points" if pending > 0 else "points (it is in use)", OLD_DEFAULT_SPOOL,
+                    path.name)
 
 
 def make_writer(cfg: InfluxConfig) -> LineWriter:

@@ -15,6 +15,7 @@ from aiohttp import web
 
 from greenwatch import cli
 from greenwatch.core.yamlfile import MAX_DEPTH, InputError
+from greenwatch.core.spool import Spool
 from greenwatch.service import Service, load, spool_path
 from realparts.influx import free_port
 
@@ -257,9 +258,19 @@ def test_points_left_in_the_old_shared_spool_are_pointed_out(tmp_path, caplog):
     path = write(tmp_path, DEVICE)
     load(path)
     assert "default spool before" not in caplog.text
-    (tmp_path / "greenwatch-spool.db").write_bytes(b"SQLite format 3\x00" + bytes(100))
+    with Spool(tmp_path / "greenwatch-spool.db") as old:
+        old.append(["power,site=s watts=1 1"] * 3)
     load(path)
-    assert "greenwatch-spool.db was the default spool before" in caplog.text
+    assert "greenwatch-spool.db, the default spool before spools were named after their config, holds 3 points" \
+        in caplog.text
+    caplog.clear()
+    with Spool(tmp_path / "greenwatch-spool.db") as old:
+        load(path)  # an older greenwatch still running on it
+        assert "holds points (it is in use)" in caplog.text
+        caplog.clear()
+        old.ack(old.peek(10)[0])
+    load(path)  # drained: nothing to say
+    assert "default spool before" not in caplog.text
     caplog.clear()
     # Pointed at it, it is this config's spool again: nothing to say.
     load(write(tmp_path, "spool: {path: greenwatch-spool.db}\n" + DEVICE))
