@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from greenwatch import cli_energy, cli_rules
+from greenwatch import cli_dashboards, cli_energy, cli_rules
 from greenwatch.core.schema import device_watts
 from greenwatch.core.spool import SpoolLockedError
 from greenwatch.core.yamlfile import InputError
@@ -50,6 +50,7 @@ def _parser() -> argparse.ArgumentParser:
     pshow.add_argument("--config", "-c", type=Path)
     cli_rules.add_commands(sub)
     cli_energy.add_commands(sub)
+    cli_dashboards.add_commands(sub)
     return p
 
 
@@ -89,6 +90,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cli_rules.dispatch(args)
     if args.command in cli_energy.COMMANDS:
         return cli_energy.dispatch(args)
+    if args.command in cli_dashboards.COMMANDS:
+        return cli_dashboards.dispatch(args)
     from greenwatch import service
 
     if args.command == "profiles":
