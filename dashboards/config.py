@@ -25,6 +25,9 @@ class GrafanaConfig(Strict):
     # default: the influxdb section's URL.
     influxdb_url: str | None = None
     timeout: float = Field(10.0, gt=0, le=300)
+    # Values for the dashboards' number variables, set on publish: pue_target,
+    # baseline_tco2e, baseline_year, target_year, target_percent, year, fixed_factor.
+    variables: dict[str, float] = {}
 
     @field_validator("url", "influxdb_url")
     @classmethod
