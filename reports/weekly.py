@@ -147,6 +147,12 @@ class WeeklyFigures:
     def top(self) -> list[Opportunity]:
         return self.findings[:TOP_OPPORTUNITIES]
 
+    def only(self, names: list[str]) -> WeeklyFigures:
+        """The same week for some of the sites (a recipient group's report)."""
+        keep = set(names)
+        return WeeklyFigures(self.week, [s for s in self.sites if s.name in keep],
+                             [o for o in self.findings if o.site in keep], self.queries, self.commitment)
+
     def total(self, which: str) -> Period:
         """The sites' sums of one period ('week', 'previous', 'last_year'). PUE covers
         only the sites that meter IT energy: their facility kWh over their IT kWh."""

@@ -1,0 +1,64 @@
+"""`greenwatch report`: the weekly report on demand (hooked into greenwatch/cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+from pathlib import Path
+
+from rich.console import Console
+
+from greenwatch.config import Config, load_config
+from greenwatch.core.yamlfile import InputError, load_yaml, problem_at
+from reports.deliver import Outcome, deliver
+from reports.weekly import Week, last_complete_week, parse_week, read_weekly
+from rules.runner import query_client
+
+COMMANDS = ("report",)
+EXIT_OK, EXIT_BAD_INPUT, EXIT_NOT_SENT = 0, 2, 4
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser("report", help="the weekly report: HTML, PDF and CSV on disk; --send mails it")
+    p.add_argument("--config", "-c", required=True, type=Path)
+    p.add_argument("--week", help="ISO week such as 2026-W47 (default: the last complete week)")
+    p.add_argument("--send", action="store_true", help="mail it to report.recipients (exit 4 if any send failed)")
+    p.add_argument("--out", type=Path, help="folder for the files (default: report.out_dir)")
+
+
+def check_report(config: Config, path: Path) -> None:
+    """Recipient groups must name sites of the config: a typo would mail an empty report."""
+    names = {s.name for s in config.sites}
+    problems = [(("report", "recipients", i, "sites", j), f"no site {name!r} in the config "
+                 f"(sites: {', '.join(sorted(names)) or 'none'})")
+                for i, group in enumerate(config.report.recipients)
+                for j, name in enumerate(group.sites or []) if name not in names]
+    if problems:
+        _, node = load_yaml(path)  # again, only now, for the line numbers
+        raise InputError([problem_at(path, node, loc, message) for loc, message in problems])
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    check_report(config, args.config)
+    zone = config.report.timezone
+    week = parse_week(args.week, zone) if args.week else last_complete_week(dt.datetime.now(dt.timezone.utc), zone)
+    outcome = asyncio.run(run_report(config, week, args.out or config.report.out_dir, args.send))
+    out.print(f"weekly report {week.label}: {outcome.html} (and .pdf, -findings.csv, charts)", highlight=False)
+    for to in outcome.sent:
+        out.print(f"sent to {', '.join(to)}", highlight=False)
+    for problem in outcome.failed:
+        err.print(f"not sent: {problem}; the report is kept in {outcome.html.parent}", markup=False, highlight=False)
+    return EXIT_OK if outcome.ok else EXIT_NOT_SENT
+
+
+async def run_report(config: Config, week: Week, out_dir: Path, send: bool) -> Outcome:
+    client = query_client(config.influxdb)
+    try:
+        figures = await read_weekly(client, list(config.sites), week)
+    finally:
+        await client.close()
+    return await deliver(figures, config.report, out_dir, send)
