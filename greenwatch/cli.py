@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from greenwatch import cli_dashboards, cli_energy, cli_simulate, cli_simulate, cli_report, cli_rules
+from greenwatch import cli_dashboards, cli_energy, cli_simulate, cli_report, cli_rules
 from greenwatch.core.schema import device_watts
 from greenwatch.core.spool import SpoolLockedError
 from greenwatch.core.yamlfile import InputError
@@ -51,7 +51,6 @@ def _parser() -> argparse.ArgumentParser:
     cli_rules.add_commands(sub)
     cli_energy.add_commands(sub)
     cli_dashboards.add_commands(sub)
-    cli_simulate.add_commands(sub)
     cli_simulate.add_commands(sub)
     cli_report.add_commands(sub)
     return p
@@ -95,8 +94,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cli_energy.dispatch(args)
     if args.command in cli_dashboards.COMMANDS:
         return cli_dashboards.dispatch(args)
-    if args.command in cli_simulate.COMMANDS:
-        return cli_simulate.dispatch(args)
     if args.command in cli_simulate.COMMANDS:
         return cli_simulate.dispatch(args)
     if args.command in cli_report.COMMANDS:
