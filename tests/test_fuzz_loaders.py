@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import re
+import tempfile
 import types
 import typing
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from hypothesis.configuration import set_hypothesis_home_dir
 from pydantic import BaseModel
 
 from collector.profiles import ProfileFile, _read_file, load_profiles
@@ -28,9 +30,12 @@ from greenwatch.service import load, make_writer
 # One engine for every source built (none is asked anything).
 ENGINE = make_engine("pysnmp")
 
-# No example database in the repository; examples are generated afresh each run.
+# Nothing of hypothesis's in the repository: no example database (examples are
+# generated afresh each run), and its caches in the temp folder.
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "greenwatch-hypothesis")
+
 # Counts keep each test to a few seconds: hypothesis takes ~15 ms to build one nested
-# document, the loaders ~1 ms to refuse it. About 3,000 files in all per run.
+# document, the loaders ~1 ms to refuse it. About 3,700 files in all per run.
 FUZZ = settings(max_examples=1000, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 PROBLEM = re.compile(r"^(?P<file>/.+?):(?P<line>\d+): \S")
