@@ -15,7 +15,7 @@ from collector.config import CollectorConfig, Defaults, Device
 from dashboards.config import GrafanaConfig
 from greenwatch.core.config import Duration, InfluxConfig, Secret, SiteSettings, SpoolConfig, Strict, relative_file
 from greenwatch.core.yamlfile import parse_model
-from reports.config import ReportConfig
+from reports.config import CommitmentConfig, ReportConfig
 from rules.config import RulesConfig
 
 
@@ -88,6 +88,7 @@ class Config(Strict):
     collector: CollectorConfig = Field(default_factory=dict, validate_default=True)
     rules: RulesConfig = Field(default_factory=dict, validate_default=True)
     report: ReportConfig = Field(default_factory=dict, validate_default=True)
+    commitment: CommitmentConfig | None = None
     grafana: GrafanaConfig = Field(default_factory=dict, validate_default=True)
     http: HttpConfig = Field(default_factory=dict, validate_default=True)
     logging: LoggingConfig = Field(default_factory=dict, validate_default=True)

@@ -3,9 +3,10 @@ mistake is `file:line: field: message`)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
@@ -113,3 +114,90 @@ class ReportConfig(Strict):
             merged.setdefault(sites, [])
             merged[sites] += [a for a in group.to if a not in merged[sites]]
         return [(to, list(sites)) for sites, to in merged.items()]
+
+
+# -- the commitment (reports/commitment.py, docs/commitment.md) ------------------------
+
+Metric = Literal["tco2e", "kwh", "pue", "after_hours_share"]
+
+
+class Baseline(Strict):
+    """The period progress is measured against, and its figures: given (as reported at
+    the time), or measured by greenwatch from the rollups over the period."""
+
+    start: dt.date = Field(alias="from")
+    end: dt.date = Field(alias="to")  # exclusive
+    measured: bool = False
+    kwh: float | None = Field(None, gt=0, allow_inf_nan=False)
+    tco2e: float | None = Field(None, gt=0, allow_inf_nan=False)
+    # Per data centre; otherwise measured (with measured: true), else the target's ceiling is the trajectory.
+    pue: dict[str, Annotated[float, Field(ge=1, le=10)]] = {}
+    after_hours_share: float | None = Field(None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _figures(self) -> Baseline:
+        if self.end <= self.start:
+            raise ValueError(f"to ({self.end}) must be after from ({self.start})")
+        if self.measured and (self.kwh is not None or self.tco2e is not None):
+            raise ValueError("give the baseline's kwh/tco2e, or measured: true, not both")
+        if not self.measured and self.kwh is None and self.tco2e is None:
+            raise ValueError("the baseline needs its figures: kwh, tco2e, or measured: true")
+        return self
+
+
+class Target(Strict):
+    """One promise: by the end of `year`, a cut against the baseline (tco2e, kwh) or a
+    ceiling (pue for one data centre, after_hours_share for offices)."""
+
+    year: int = Field(ge=2000, le=2100)
+    metric: Metric
+    cut_percent: float | None = Field(None, gt=0, lt=100, allow_inf_nan=False)
+    max: float | None = Field(None, ge=0, allow_inf_nan=False)
+    site: str | None = None  # pue: the data centre
+    sites: list[str] | None = None  # after_hours_share: the offices (default: counted sites without IT meters)
+
+    @model_validator(mode="after")
+    def _per_metric(self) -> Target:
+        if self.metric in ("tco2e", "kwh"):
+            if self.cut_percent is None or self.max is not None:
+                raise ValueError(f"a {self.metric} target is a cut: give cut_percent (such as 50), not max")
+            if self.site is not None or self.sites is not None:
+                raise ValueError(f"a {self.metric} target covers the commitment's sites: no site or sites")
+        else:
+            if self.max is None or self.cut_percent is not None:
+                raise ValueError(f"a {self.metric} target is a ceiling: give max, not cut_percent")
+            if self.metric == "pue":
+                if self.site is None or self.sites is not None:
+                    raise ValueError("a pue target is per data centre: give site (one name)")
+                if self.max < 1:
+                    raise ValueError(f"a PUE is at least 1, got max {self.max}")
+            else:
+                if self.site is not None:
+                    raise ValueError("an after_hours_share target takes sites (a list), not site")
+                if self.max > 1:
+                    raise ValueError(f"after_hours_share is a share (0 to 1, such as 0.3), got max {self.max}")
+        return self
+
+
+class CommitmentConfig(Strict):
+    """The organisation's public commitment: a baseline, targets by year, the sites
+    that count, and the one factor years are also compared at."""
+
+    name: str = Field("Our commitment", min_length=1)
+    sites: list[str] | None = None  # default: every site in the config
+    baseline: Baseline
+    # kgCO2e/kWh for comparing years at one factor; default: DESNZ's for the baseline's first year.
+    fixed_factor: float | None = Field(None, gt=0, lt=5, allow_inf_nan=False)
+    targets: list[Target] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CommitmentConfig:
+        for target in self.targets:
+            if target.year < self.baseline.end.year:
+                raise ValueError(f"a {target.metric} target for {target.year} is before the baseline ends ({self.baseline.end})")
+            if target.metric == "kwh" and not (self.baseline.measured or self.baseline.kwh is not None):
+                raise ValueError("a kwh target needs the baseline's kwh (or measured: true)")
+        seen = [(t.metric, t.site, tuple(t.sites or ()), t.year) for t in self.targets]
+        if len(set(seen)) != len(seen):
+            raise ValueError("two targets for the same metric, sites and year")
+        return self
