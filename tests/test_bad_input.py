@@ -112,6 +112,8 @@ CONFIG_CASES: dict[str, tuple[str | bytes, str]] = {
     "bad implicit timestamp": ("sites:\n  - name: 2001-13-45\n", ":2: not valid YAML: not a valid timestamp"),
     "bad explicit int": ("defaults:\n  retries: !!int many\n", ":2: not valid YAML: not a valid int"),
     "control character": ("sites:\n  - name: \"a\x07\"\n", ":2: not valid YAML: character U+0007 is not allowed"),
+    "control character after accents": ("sites:\n  - name: éé\n  - name: ééé\x07\n",
+                                        ":3: not valid YAML: character U+0007 is not allowed"),
     "unknown tag": ("defaults:\n  retries: !!python/object:os.system 1\n", ":2: not valid YAML: could not determine a constructor"),
     "two documents": ("sites: []\n---\nsites: []\n",
                       ":2: not valid YAML: expected a single document in the stream, but found another document"),

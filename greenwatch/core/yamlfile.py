@@ -3,6 +3,11 @@
 Config and profiles are validated by pydantic; its error locations are paths
 (`sites.0.devices.1.snmp.version`). This module maps such a path back to the line
 of the YAML file where that value stands, so a user is pointed at the place to fix.
+
+Before anything is built, what YAML itself would accept but greenwatch must not is
+refused with its line: text that is not UTF-8, a key written twice in one mapping,
+nesting past MAX_DEPTH, aliases that contain themselves or expand past the limits
+below, values PyYAML cannot build, and empty files.
 """
 
 from __future__ import annotations
@@ -98,7 +103,12 @@ def _where(path: Path, text: str, exc: yaml.YAMLError) -> str:
         return f"{path}:{min(mark.line + 1, len(_BREAKS.findall(text)) + 1)}"
     position = getattr(exc, "position", None)  # a ReaderError: a character YAML refuses
     if isinstance(position, int):
-        return f"{path}:{text.count(chr(10), 0, position) + 1}"
+        # libyaml counts bytes of the UTF-8 text; PyYAML's own reader, characters.
+        if _Base is yaml.SafeLoader:
+            before = text[:position]
+        else:
+            before = text.encode("utf-8")[:position].decode("utf-8", "replace")
+        return f"{path}:{len(_BREAKS.findall(before)) + 1}"
     return str(path)
 
 
