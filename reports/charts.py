@@ -25,6 +25,11 @@ def _png(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
+def _legend_below(ax: plt.Axes, entries: int) -> None:
+    # Below the plot, never over the bars.
+    ax.legend(fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=min(4, entries))
+
+
 def daily_kwh(figures: WeeklyFigures) -> bytes:
     """kWh per local day, one stacked bar per day, a colour per site."""
     fig, ax = plt.subplots(figsize=(6.4, 2.8))
@@ -33,14 +38,14 @@ def daily_kwh(figures: WeeklyFigures) -> bytes:
     for i, site in enumerate(figures.sites):
         by_day = dict(site.daily_kwh)
         values = [by_day.get(d, 0.0) for d in days]
-        ax.bar([d.strftime("%a %d") for d in days], values, bottom=bottom, label=site.name,
-               color=GREEN[i % len(GREEN)])
+        ax.bar(range(len(days)), values, bottom=bottom, label=site.name, color=GREEN[i % len(GREEN)])
         bottom = [b + v for b, v in zip(bottom, values)]
+    ax.set_xticks(range(len(days)), [d.strftime("%a %d") for d in days])
     ax.set_ylabel("kWh")
     ax.set_title(f"Energy per day, {figures.week.label}", fontsize=10)
     ax.spines[["top", "right"]].set_visible(False)
     if figures.sites:
-        ax.legend(fontsize=8, frameon=False, ncol=min(4, len(figures.sites)))
+        _legend_below(ax, len(figures.sites))
     return _png(fig)
 
 
@@ -58,7 +63,7 @@ def week_on_week(figures: WeeklyFigures) -> bytes:
     ax.set_ylabel("kWh")
     ax.set_title("kWh per site, week on week and year on year", fontsize=10)
     ax.spines[["top", "right"]].set_visible(False)
-    ax.legend(fontsize=8, frameon=False)
+    _legend_below(ax, len(series))
     return _png(fig)
 
 

@@ -22,23 +22,38 @@ H1 = ParagraphStyle("h1", parent=_styles["Title"], fontSize=16, textColor=GREEN,
 H2 = ParagraphStyle("h2", parent=_styles["Heading2"], fontSize=12, spaceBefore=8, spaceAfter=4)
 BODY = ParagraphStyle("body", parent=_styles["BodyText"], fontSize=8, leading=10)
 NOTE = ParagraphStyle("note", parent=BODY, fontSize=7, textColor=GREY)
+H2_NEXT = ParagraphStyle("h2next", parent=H2, keepWithNext=1)  # a heading never ends a page
+BIG = ParagraphStyle("big", parent=BODY, fontName="Helvetica-Bold", fontSize=13, leading=16)
+LABEL = ParagraphStyle("label", parent=NOTE, fontSize=6.5)
 WIDTH = A4[0] - 30 * mm
 
 
-def _table(rows: list[list[Any]], widths: list[float], bold_last: bool = False) -> Table:
+def _table(rows: list[list[Any]], widths: list[float], bold_last: bool = False, text_cols: int = 1) -> Table:
+    """A report table: the first `text_cols` columns text (left), the rest figures (right)."""
     table = Table(rows, colWidths=widths, repeatRows=1)
     style = [
         ("FONT", (0, 0), (-1, -1), "Helvetica", 7.5),
         ("FONT", (0, 0), (-1, 0), "Helvetica-Bold", 7.5),
         ("LINEBELOW", (0, 0), (-1, 0), 1, GREEN),
         ("LINEBELOW", (0, 1), (-1, -1), 0.25, colors.HexColor("#e3e8e4")),
-        ("ALIGN", (1, 0), (-1, -1), "RIGHT"),
+        ("ALIGN", (text_cols, 0), (-1, -1), "RIGHT"),
         ("VALIGN", (0, 0), (-1, -1), "TOP"),
     ]
     if bold_last:
         style += [("FONT", (0, -1), (-1, -1), "Helvetica-Bold", 7.5),
                   ("BACKGROUND", (0, -1), (-1, -1), colors.HexColor("#f6f8f7"))]
     table.setStyle(TableStyle(style))
+    return table
+
+
+def _headline(f: WeeklyFigures) -> Table:
+    cells = [[Paragraph(label.upper(), LABEL), Paragraph(value, BIG), Paragraph(note, NOTE)]
+             for label, value, note in headline(f)]
+    table = Table([cells], colWidths=[WIDTH / 4] * 4)
+    table.setStyle(TableStyle([("BACKGROUND", (0, 0), (-1, -1), colors.HexColor("#eef6f0")),
+                               ("LINEAFTER", (0, 0), (-2, -1), 3, colors.white),
+                               ("VALIGN", (0, 0), (-1, -1), "TOP"), ("TOPPADDING", (0, 0), (-1, -1), 5),
+                               ("BOTTOMPADDING", (0, 0), (-1, -1), 5)]))
     return table
 
 
@@ -50,9 +65,7 @@ def _two_lines(main: str, sub: str) -> Paragraph:
 def render_pdf(f: WeeklyFigures, images: dict[str, bytes]) -> bytes:
     story: list[Any] = [Paragraph(f"greenwatch weekly report: {f.week.label}", H1),
                         Paragraph(f"{period_text(f)} ({f.week.zone})", NOTE), Spacer(1, 4 * mm)]
-    story.append(_table([[label for label, _, _ in headline(f)],
-                         [value for _, value, _ in headline(f)],
-                         [note for _, _, note in headline(f)]], [WIDTH / 4] * 4))
+    story.append(_headline(f))
     story.append(Paragraph("Energy, cost and carbon per site", H2))
     header = ["site", "kWh", "cost", "tCO2e", "PUE", "vs prev. week", "vs last year", "after hours", "coverage"]
     body = [[r["name"], r["kwh"], Paragraph(r["cost"], ParagraphStyle("c", parent=BODY, alignment=2, fontSize=7.5)),
@@ -66,10 +79,10 @@ def render_pdf(f: WeeklyFigures, images: dict[str, bytes]) -> bytes:
     for name, title in CHART_TITLES.items():
         if name in images:
             img = Image(io.BytesIO(images[name]))
-            scale = min(1.0, WIDTH / img.imageWidth) * 0.85
+            scale = min(1.0, WIDTH / img.imageWidth) * 0.7
             img.drawWidth, img.drawHeight = img.imageWidth * scale, img.imageHeight * scale
             story += [Spacer(1, 3 * mm), img]
-    story.append(Paragraph("Commitment progress", H2))
+    story.append(Paragraph("Commitment progress", H2_NEXT))
     commitment = commitment_view(f)
     if commitment:
         n = len(commitment["header"])
@@ -78,14 +91,14 @@ def render_pdf(f: WeeklyFigures, images: dict[str, bytes]) -> bytes:
             story.append(Paragraph(commitment["note"], NOTE))
     else:
         story.append(Paragraph("No commitment is configured (the commitment: section of the config).", BODY))
-    story.append(Paragraph(f"Top {len(f.top)} savings opportunities (of {len(f.findings)} open)", H2))
+    story.append(Paragraph(f"Top {len(f.top)} savings opportunities (of {len(f.findings)} open)", H2_NEXT))
     if f.top:
         rows = [["#", "what", "where", "kWh/yr", "money/yr", "tCO2e/yr"]]
         for i, o in enumerate(top_rows(f), 1):
             rows.append([str(i), Paragraph(f"{_escape(o['summary'])}<br/><font size=6 color='#6b7a71'>"
                                            f"{o['rule']} / {o['severity']} / open since {o['opened']}</font>", BODY),
                          Paragraph(_escape(o["where"]), BODY), o["kwh"], o["cost"], o["tco2e"]])
-        story.append(_table(rows, [w * WIDTH for w in (.04, .46, .18, .10, .12, .10)]))
+        story.append(_table(rows, [w * WIDTH for w in (.04, .46, .18, .10, .12, .10)], text_cols=3))
     else:
         story.append(Paragraph("No open findings at the end of the week.", BODY))
     story.append(Paragraph("Savings are the rules' estimates per year if acted on, biggest kWh first; every open "
