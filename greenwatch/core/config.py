@@ -225,14 +225,14 @@ class SpoolConfig(Strict):
     @classmethod
     def _usable(cls, value: Path, info: ValidationInfo) -> Path:
         path = value if value.is_absolute() else base_dir(info) / value
-        writable_file(path, _SQLITE_HEADER)
+        usable_spool_file(path)
         return path
 
 
-def writable_file(path: Path, header: bytes = b"") -> None:
-    """Raise ValueError unless `path` is a file this process can write (starting with
-    `header`, if it has content) or one it can create: checked when the config is
-    loaded, so that `check` refuses a path `run` could not open."""
+def usable_spool_file(path: Path) -> None:
+    """Raise ValueError unless `path` is a spool (SQLite) file this process can write,
+    or a file it can create: checked when the config is loaded, so that `check`
+    refuses a path `run` could not open."""
     folder = path.parent
     try:
         if path.exists():
@@ -241,8 +241,8 @@ def writable_file(path: Path, header: bytes = b"") -> None:
             if not os.access(path, os.R_OK | os.W_OK):
                 raise ValueError(f"{path} is not readable and writable by this user")
             with path.open("rb") as f:
-                start = f.read(len(header))
-            if start and start != header:
+                start = f.read(len(_SQLITE_HEADER))
+            if start and start != _SQLITE_HEADER:
                 raise ValueError(f"{path} is not a spool file (not SQLite); give another path")
             return
         while not folder.exists():
