@@ -7,12 +7,15 @@
   that next one skipped and counted, never queued.
 * A global limit on polls in flight; a per-poll deadline, so a dead device frees
   its slot and never delays the others.
+* Devices come and go while it runs (a config reload): `add`, `remove` and
+  `replace` touch only the devices concerned; the others keep their slots.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -23,7 +26,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from collector.config import Device
 from greenwatch.core.config import SiteSettings
-from greenwatch.core.schema import POLL, Sample
+from greenwatch.core.logcontext import about
+from greenwatch.core.schema import POLL, Sample, device_watts
 from greenwatch.core.sink import Sink
 
 from .source import PollResult, Source
@@ -40,6 +44,9 @@ class DeviceStats:
     last_error: str | None = None
     last_duration_ms: float = 0.0
     last_readings: int = 0
+    last_poll_at: float | None = None  # wall-clock time the last poll ended
+    last_watts: float | None = None  # the device's total power at its last poll
+    duration_ms_total: float = 0.0  # of every poll: with `polls`, the mean
     # How late each scheduled poll started, in seconds (bounded history).
     lags: list[float] = field(default_factory=list)
     starts: list[float] = field(default_factory=list)
@@ -55,6 +62,7 @@ class Entry:
     interval: float
     offset: float = 0.0
     stats: DeviceStats = field(default_factory=DeviceStats)
+    job_id: str | None = None  # its job in the scheduler, while scheduled
 
     @property
     def kind(self) -> str:
@@ -76,13 +84,21 @@ class Collector:
         self.sink = sink
         self._slots = asyncio.Semaphore(concurrency)
         self._scheduler: AsyncIOScheduler | None = None
-        self._inflight: set[asyncio.Task] = set()
+        self._inflight: dict[asyncio.Task, Entry] = {}
+        self._jobs: dict[str, Entry] = {}  # scheduler job id -> entry
+        self._next_job = 0
         self._stopping = False
         self._start_mono = 0.0
+        self._start_wall = datetime.now(timezone.utc)
         self.accepted = 0  # points durably accepted by the sink this run
 
     async def poll(self, entry: Entry) -> PollResult:
         """Poll one device once (within its deadline) and write what it gave."""
+        # Every line logged meanwhile (here, in the source, in the engine) is about it.
+        with about(site=entry.site.name, device=entry.device.name):
+            return await self._poll(entry)
+
+    async def _poll(self, entry: Entry) -> PollResult:
         async with self._slots:
             started = time.perf_counter()
             time_ns = time.time_ns()
@@ -100,7 +116,10 @@ class Collector:
         stats = entry.stats
         stats.polls += 1
         stats.last_duration_ms = duration_ms
+        stats.duration_ms_total += duration_ms
         stats.last_readings = result.readings
+        stats.last_poll_at = time.time()
+        stats.last_watts = device_watts(result.samples)
         if result.up:
             stats.up += 1
             stats.last_error = None
@@ -146,28 +165,88 @@ class Collector:
 
     # -- on schedule ---------------------------------------------------------------
 
+    @property
+    def running(self) -> bool:
+        """Whether polls are being scheduled (started and not stopped)."""
+        return self._scheduler is not None and self._scheduler.running and not self._stopping
+
     def start(self) -> None:
         """Schedule every entry; polls begin at their offsets from now."""
         assign_offsets(self.entries)
         self._scheduler = AsyncIOScheduler(timezone=timezone.utc)
         self._scheduler.add_listener(self._on_skipped, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
-        now = datetime.now(timezone.utc)
         self._start_mono = time.monotonic()
-        self._start_wall = now
-        for index, entry in enumerate(self.entries):
-            self._scheduler.add_job(
-                self._scheduled_poll,
-                IntervalTrigger(seconds=entry.interval, start_date=now + timedelta(seconds=entry.offset)),
-                args=[entry],
-                id=str(index),
-                name=entry.key,
-                max_instances=1,
-                coalesce=True,
-                # A poll that could not start within its interval is skipped, not run late.
-                misfire_grace_time=max(1, int(entry.interval)),
-                next_run_time=now + timedelta(seconds=entry.offset),
-            )
+        self._start_wall = datetime.now(timezone.utc)
+        for entry in self.entries:
+            self._schedule(entry, self._start_wall)
         self._scheduler.start()
+
+    def _schedule(self, entry: Entry, now: datetime) -> None:
+        """Add the entry's job: due at start + offset + k * interval, from the first such time at or after `now`."""
+        assert self._scheduler is not None
+        elapsed = (now - self._start_wall).total_seconds() - entry.offset
+        first = self._start_wall + timedelta(
+            seconds=entry.offset + max(0, math.ceil(elapsed / entry.interval)) * entry.interval)
+        entry.job_id = str(self._next_job)
+        self._next_job += 1
+        self._jobs[entry.job_id] = entry
+        self._scheduler.add_job(
+            self._scheduled_poll,
+            IntervalTrigger(seconds=entry.interval, start_date=first),
+            args=[entry],
+            id=entry.job_id,
+            name=entry.key,
+            max_instances=1,
+            coalesce=True,
+            # A poll that could not start within its interval is skipped, not run late.
+            misfire_grace_time=max(1, int(entry.interval)),
+            next_run_time=first,
+        )
+
+    # -- devices coming and going (a config reload) ----------------------------------
+
+    def add(self, entry: Entry, offset: float | None = None) -> None:
+        """Poll `entry` from now on, at `offset` in its interval or else in the middle
+        of the widest gap between the slots of the devices with its interval (so
+        the load stays spread and no other device's slot moves)."""
+        if offset is None:
+            offset = free_offset([e.offset for e in self.entries if e.interval == entry.interval], entry.interval)
+        entry.offset = offset
+        self.entries.append(entry)
+        if self._scheduler is not None:
+            self._schedule(entry, datetime.now(timezone.utc))
+
+    async def remove(self, entry: Entry) -> None:
+        """Stop polling `entry`: no new polls; one in flight ends (within its
+        deadline) and its points are written; then its source is closed."""
+        self._unschedule(entry)
+        await self._finished(entry)
+        await entry.source.close()
+
+    async def replace(self, old: Entry, new: Entry) -> None:
+        """A device whose config changed: the new entry takes the old one's slot (if
+        its interval is the same) and its running counts, and the old one goes."""
+        new.stats = old.stats
+        self._unschedule(old)
+        # The new source's first poll waits for the old one's last, one at a time.
+        await self._finished(old)
+        self.add(new, old.offset if new.interval == old.interval else None)
+        await old.source.close()
+
+    def _unschedule(self, entry: Entry) -> None:
+        if entry in self.entries:
+            self.entries.remove(entry)
+        if entry.job_id is not None:
+            self._jobs.pop(entry.job_id, None)
+            if self._scheduler is not None and self._scheduler.get_job(entry.job_id) is not None:
+                self._scheduler.remove_job(entry.job_id)
+            entry.job_id = None
+
+    async def _finished(self, entry: Entry) -> None:
+        """Wait for the entry's poll in flight, if any (its deadline bounds it)."""
+        tasks = [task for task, e in self._inflight.items() if e is entry]
+        if tasks:
+            await asyncio.wait(tasks, timeout=entry.interval + 1.0)
 
     async def _scheduled_poll(self, entry: Entry) -> None:
         # How late is this start? Polls are due at offset + k * interval.
@@ -180,7 +259,7 @@ class Collector:
             del stats.lags[: -_HISTORY], stats.starts[: -_HISTORY]
         task = asyncio.current_task()
         if task is not None:
-            self._inflight.add(task)
+            self._inflight[task] = entry
         try:
             await self.poll(entry)
         except asyncio.CancelledError:
@@ -190,13 +269,15 @@ class Collector:
             log.debug("%s: poll cancelled at shutdown", entry.key)
         finally:
             if task is not None:
-                self._inflight.discard(task)
+                self._inflight.pop(task, None)
 
     def _on_skipped(self, event: JobEvent) -> None:
-        entry = self.entries[int(event.job_id)]
+        entry = self._jobs.get(event.job_id)
+        if entry is None:
+            return  # removed by a reload meanwhile
         entry.stats.skipped += 1
         why = "the previous one is still running" if event.code == EVENT_JOB_MAX_INSTANCES else "started too late"
-        log.info("%s: poll skipped: %s", entry.key, why)
+        log.info("%s: poll skipped: %s", entry.key, why, extra={"site": entry.site.name, "device": entry.device.name})
 
     async def stop(self, grace_s: float = 3.0) -> None:
         """Start no more polls; give those in flight `grace_s` to finish, then
@@ -235,3 +316,13 @@ def assign_offsets(entries: list[Entry]) -> None:
     for interval, members in groups.items():
         for i, entry in enumerate(members):
             entry.offset = interval * i / len(members)
+
+
+def free_offset(taken: list[float], interval: float) -> float:
+    """The middle of the widest gap between the `taken` offsets on an interval's circle."""
+    if not taken:
+        return 0.0
+    slots = sorted(t % interval for t in taken)
+    gaps = [((slots[(i + 1) % len(slots)] - slot) % interval or interval, slot) for i, slot in enumerate(slots)]
+    width, start = max(gaps)
+    return (start + width / 2) % interval

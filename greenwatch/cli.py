@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from greenwatch import cli_dashboards, cli_energy, cli_simulate, cli_report, cli_rules
+from greenwatch import cli_dashboards, cli_energy, cli_simulate, cli_report, cli_rules, logs
 from greenwatch.core.schema import device_watts
 from greenwatch.core.spool import SpoolLockedError
 from greenwatch.core.yamlfile import InputError
@@ -27,6 +26,7 @@ err = Console(stderr=True, soft_wrap=True)
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="greenwatch", description="Open monitoring for green IT.")
     p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--log-format", choices=["text", "json"], help="default: the config's logging.format, else text")
     sub = p.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="poll every device on schedule until stopped (SIGTERM drains)")
@@ -71,10 +71,7 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # APScheduler logs every job start at INFO: too chatty for thousands of devices.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logs.setup(args.log_level, args.log_format or "text")
     try:
         return _dispatch(args)
     except InputError as exc:
@@ -103,6 +100,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "profiles":
         return _profiles(args)
     loaded = service.load(args.config)
+    if args.log_format is None and loaded.config.logging.format != "text":
+        logs.setup(args.log_level, loaded.config.logging.format)
     if args.command == "check":
         devices = loaded.config.devices()
         out.print(f"{args.config}: valid: {len(loaded.config.sites)} sites, {len(devices)} devices, "
