@@ -14,6 +14,7 @@ The policy (docs/energy.md):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Literal
 
 Method = Literal["counter", "integral"]
@@ -26,7 +27,7 @@ def energy_in(
     time order; value is watts (integral) or the kWh counter (counter)."""
     kwh = 0.0
     covered = 0.0
-    for (t0, v0), (t1, v1) in zip(points, points[1:]):
+    for (t0, v0), (t1, v1) in pairwise(points):
         dt = t1 - t0
         if dt <= 0 or dt > max_gap_s or t1 <= start_s or t0 >= end_s:
             continue

@@ -15,7 +15,6 @@ that it did (`carbon_method`).
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import json
 import logging
@@ -26,7 +25,7 @@ import aiohttp
 
 log = logging.getLogger("greenwatch.energy")
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 HALF_HOUR_S = 1800
 
 
@@ -100,7 +99,7 @@ class IntensitySource:
                     log.warning("carbon intensity API %s answered HTTP %d; using the annual factor", url, response.status)
                     return None
                 body = await response.json(content_type=None)
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError) as exc:
+        except (TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
             log.warning("carbon intensity API %s unreachable (%s); using the annual factor", url, type(exc).__name__)
             return None
         figures = parse_intensity(body, day)

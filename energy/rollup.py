@@ -25,7 +25,14 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from greenwatch.core.config import SiteSettings
-from greenwatch.core.schema import ENERGY, POWER, SITE_ENERGY, TOTAL_SCOPES, Sample, encode_lines
+from greenwatch.core.schema import (
+    ENERGY,
+    POWER,
+    SITE_ENERGY,
+    TOTAL_SCOPES,
+    Sample,
+    encode_lines,
+)
 
 from .integrate import Method, counter_at, energy_in
 from .intensity import IntensitySource
@@ -112,11 +119,11 @@ class SeriesResult:
 
 
 def floor_hour(when: dt.datetime) -> dt.datetime:
-    return when.astimezone(dt.timezone.utc).replace(minute=0, second=0, microsecond=0)
+    return when.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def _rfc(ms: int) -> str:
-    return dt.datetime.fromtimestamp(ms / 1000, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return dt.datetime.fromtimestamp(ms / 1000, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def quote_ident(name: str) -> str:
@@ -203,10 +210,10 @@ class Rollup:
         inner = f"time >= {q0}ms AND time < {q1}ms"
         buckets = sorted({bucket_s(site.max_gap_s(d)) for site in self.sites.values() for d in [*site.devices, ""]})
         statements = [
-            f"SELECT integral(watts, 1h), count(watts), count(energy_kwh) FROM {POWER} WHERE {where} "
-            "GROUP BY time(1h), *",
-            f"SELECT min(d) FROM (SELECT difference(energy_kwh) AS d FROM {POWER} "
-            f"WHERE {where} GROUP BY *) WHERE {inner} GROUP BY time(1h), *",
+            (f"SELECT integral(watts, 1h), count(watts), count(energy_kwh) FROM {POWER} WHERE {where} "
+             "GROUP BY time(1h), *"),
+            (f"SELECT min(d) FROM (SELECT difference(energy_kwh) AS d FROM {POWER} "
+             f"WHERE {where} GROUP BY *) WHERE {inner} GROUP BY time(1h), *"),
         ]
         # The gap check: the fewest readings in any bucket of half the bridging limit.
         # A gap longer than the limit always leaves a whole bucket empty; an empty
@@ -352,7 +359,7 @@ class Rollup:
     def _price(self, site: SiteInput, hour_ms: int) -> tuple[float, float, str]:
         """(rate, kgCO2e per kWh, carbon method) for a site's hour."""
         settings = site.settings
-        start = dt.datetime.fromtimestamp(hour_ms / 1000, dt.timezone.utc)
+        start = dt.datetime.fromtimestamp(hour_ms / 1000, dt.UTC)
         rate = settings.tariff.mean_rate(start, settings.zone)
         if settings.carbon.method == "intensity" and site.intensity is not None:
             factor = site.intensity.hour_factor(hour_ms // 1000)
@@ -364,7 +371,7 @@ class Rollup:
     async def _load_intensity(self, results: list[SeriesResult]) -> None:
         days: dict[str, set[dt.date]] = defaultdict(set)
         for r in results:
-            days[r.tags.get("site", "")].add(dt.datetime.fromtimestamp(r.hour_ms / 1000, dt.timezone.utc).date())
+            days[r.tags.get("site", "")].add(dt.datetime.fromtimestamp(r.hour_ms / 1000, dt.UTC).date())
         for name, wanted in days.items():
             site = self.sites.get(name)
             if site and site.intensity is not None and site.settings.carbon.method == "intensity":
@@ -514,7 +521,7 @@ def periodic_job(make_client: Callable[[], Any], sites: list[SiteInput]) -> Call
     async def job() -> None:
         client = make_client()
         try:
-            stats = await rollup_recent(client, sites, dt.datetime.now(dt.timezone.utc))
+            stats = await rollup_recent(client, sites, dt.datetime.now(dt.UTC))
         finally:
             await client.close()
         log.info("energy rollup: %d hours, %d energy and %d site_energy points", stats.hours,

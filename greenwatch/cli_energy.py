@@ -12,7 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from energy.intensity import cache_dir_beside
@@ -46,10 +52,10 @@ def _period_args(p: argparse.ArgumentParser) -> None:
 def parse_when(text: str, option: str) -> dt.datetime:
     """'2025-03-24' or '2025-03-24T06:00[+01:00]' -> an aware datetime (UTC if no offset)."""
     try:
-        when = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        when = dt.datetime.fromisoformat(text.strip())
     except ValueError:
         raise InputError([f"{option}: expected a date YYYY-MM-DD or an ISO time, got {text!r}"]) from None
-    return when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
 def parse_period(args: argparse.Namespace) -> tuple[dt.datetime, dt.datetime]:
@@ -87,8 +93,8 @@ def dispatch(args: argparse.Namespace) -> int:
     if args.command == "rollup":
         return asyncio.run(_rollup(config, start, end))
     if args.site is not None and args.site not in {s.name for s in config.sites}:
-        raise InputError([f"--site: no site {args.site!r} in {args.config} "
-                          f"(sites: {', '.join(s.name for s in config.sites) or 'none'})"])
+        known = ", ".join(s.name for s in config.sites) or "none"
+        raise InputError([f"--site: no site {args.site!r} in {args.config} (sites: {known})"])
     return asyncio.run(_energy(config, start, end, args.site, args.json))
 
 

@@ -62,10 +62,10 @@ def test_bands_wrap_midnight_and_split_weekends() -> None:
     assert t.rate_at(dt.datetime(2025, 3, 24, 23, 30)) == 0.10
     assert t.rate_at(dt.datetime(2025, 3, 29, 12, 0)) == 0.15  # Saturday
     # 06:30-07:30 local: half at each rate.
-    start = dt.datetime(2025, 1, 6, 6, 30, tzinfo=LONDON).astimezone(dt.timezone.utc)
+    start = dt.datetime(2025, 1, 6, 6, 30, tzinfo=LONDON).astimezone(dt.UTC)
     assert t.mean_rate(start, LONDON) == pytest.approx(0.20)
     # In summer the same UTC hour is an hour later locally: all at the day rate.
-    summer = dt.datetime(2025, 7, 7, 6, 30, tzinfo=dt.timezone.utc)
+    summer = dt.datetime(2025, 7, 7, 6, 30, tzinfo=dt.UTC)
     assert t.mean_rate(summer, LONDON) == pytest.approx(0.30)
     assert Tariff(rate=0.2).mean_rate(summer, LONDON) == 0.2
 

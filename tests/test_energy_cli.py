@@ -8,12 +8,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from realparts.influx import InfluxServer
 
 from greenwatch import service
 from greenwatch.cli import main
-from realparts.influx import InfluxServer
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def write_power(influxdb: InfluxServer, db: str, start: int, minutes: int, watts: float = 600.0) -> None:
@@ -41,11 +41,11 @@ def measurements(influxdb: InfluxServer, db: str) -> set[str]:
 
 BAD_SITES = [
     ("    timezone: Mars/Olympus\n", 5, "sites[0].timezone: unknown time zone 'Mars/Olympus'"),
-    ("    tariff:\n      bands:\n        - {from: '00:00', to: '08:00', rate: 0.1}\n"
-     "        - {from: '07:00', to: '24:00', rate: 0.3}\n", 7,
+    (("    tariff:\n      bands:\n        - {from: '00:00', to: '08:00', rate: 0.1}\n"
+      "        - {from: '07:00', to: '24:00', rate: 0.3}\n"), 7,
      "bands 00:00-08:00 and 07:00-24:00 overlap at 07:00"),
-    ("    tariff:\n      bands:\n        - {from: '00:00', to: '08:00', rate: 0.1}\n"
-     "        - {from: '09:00', to: '24:00', rate: 0.3}\n", 7, "no band covers 08:00"),
+    (("    tariff:\n      bands:\n        - {from: '00:00', to: '08:00', rate: 0.1}\n"
+      "        - {from: '09:00', to: '24:00', rate: 0.3}\n"), 7, "no band covers 08:00"),
     ("    tariff:\n      bands:\n        - {from: '00:00', to: '24:00', rate: 0.1, days: weekday}\n", 7,
      "no band covers 00:00 on weekends"),
     ("    energy: {it: [ups-1/output]}\n", 5, "it meters need the PUE category"),

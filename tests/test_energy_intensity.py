@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from realparts.influx import InfluxServer
 
 from energy.rollup import Rollup, site_inputs
 from greenwatch.config import load_config
-from realparts.influx import InfluxServer
 from rules.runner import query_client
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 DAY = dt.datetime(2025, 6, 10, tzinfo=UTC)
 WATTS = 1200.0
 
@@ -132,7 +132,7 @@ async def test_half_hourly_figures_are_used_time_matched(influxdb, influx_db, tm
 
 
 async def test_server_down_falls_back_to_the_annual_factor(influxdb, influx_db, tmp_path, api) -> None:
-    url, calls, runner = api
+    url, _, runner = api
     await runner.cleanup()  # nothing listens there any more
     write_day(influxdb, influx_db)
     await roll(config_file(tmp_path, influxdb, influx_db, url))
@@ -144,7 +144,7 @@ async def test_server_down_falls_back_to_the_annual_factor(influxdb, influx_db, 
 
 
 async def test_answers_are_cached_on_disk(influxdb, influx_db, tmp_path, api) -> None:
-    url, calls, runner = api
+    url, _, runner = api
     write_day(influxdb, influx_db)
     path = config_file(tmp_path, influxdb, influx_db, url)
     await roll(path)

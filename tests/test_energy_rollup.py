@@ -11,16 +11,17 @@ long unbridged gap.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-
-from greenwatch.cli import main
 from realparts.influx import InfluxServer
 
-UTC = dt.timezone.utc
+from greenwatch.cli import main
+
+UTC = dt.UTC
 START = dt.datetime(2025, 3, 24, tzinfo=UTC)  # a Monday
 DAYS = 7
 T0 = int(START.timestamp())
@@ -75,7 +76,7 @@ def reading_times(skip_long_gap: bool = False) -> list[int]:
 def truth(curve: str, a: float, b: float, times: list[int]) -> float:
     """Energy in [a, b) counting only the stretches between readings at most 300 s apart."""
     total = 0.0
-    for t0, t1 in zip(times, times[1:]):
+    for t0, t1 in itertools.pairwise(times):
         if t1 - t0 <= 300:
             lo, hi = max(t0, a), min(t1, b)
             if hi > lo:
@@ -268,7 +269,7 @@ def test_rollup_twice_gives_the_same_points(week) -> None:
 def test_energy_report_json(week, capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
-    influxdb, db, config = week
+    _, _, config = week
     capsys.readouterr()
     assert main(["energy", "--config", str(config), "--from", "2025-03-24", "--to", "2025-03-31", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
