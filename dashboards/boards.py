@@ -384,9 +384,9 @@ def opportunities() -> sdk.Dashboard:
                            InfluxQL(open_now.format(select='sum("kgco2e_per_year") / 1000')), "none", 2, w=6))
         .with_panel(grid("Open findings, biggest saving first", "One row per finding: what to do (summary), "
                          "where, and what acting on it saves a year.",
-                         InfluxQL(open_now.format(select='"severity", "kwh_per_year" AS "kWh/yr", "cost_per_year" '
-                                                  'AS "money/yr", "kgco2e_per_year" AS "kgCO2e/yr", "summary", '
-                                                  '"opened_at"'), table=True),
+                         InfluxQL(open_now.format(select='"kwh_per_year" AS "kWh/yr", "cost_per_year" AS "money/yr", '
+                                                  '"kgco2e_per_year" AS "kgCO2e/yr", "summary", "opened_at"')
+                                  + ' GROUP BY "rule", "site", "device", "entity", "severity"', table=True),
                          units={"kWh/yr": ("kwatth", 0), "money/yr": (MONEY, 0), "kgCO2e/yr": ("masskg", 0)},
                          sort_by="kWh/yr", h=12))
         .with_panel(bars("Savings by rule, kWh/yr", "Open findings' kWh a year, summed per rule.",
