@@ -44,7 +44,7 @@ class Band(BaseModel):
         start, end = self.span()
         if end > start:
             return set(range(start, end))
-        return set(range(start, 1440)) | set(range(0, end))
+        return set(range(start, 1440)) | set(range(end))
 
 
 class Tariff(BaseModel):
