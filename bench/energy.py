@@ -29,19 +29,19 @@ import urllib.request
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from energy.integrate import energy_in  # noqa: E402
-from energy.rollup import HOUR_S, Rollup, SiteInput  # noqa: E402
-from greenwatch.core.config import SiteSettings  # noqa: E402
-from greenwatch.core.influx import InfluxClient  # noqa: E402
-from realparts.influx import InfluxServer, _influxd_binary  # noqa: E402
+from realparts.influx import InfluxServer, _influxd_binary
 
-START = dt.datetime(2025, 3, 3, tzinfo=dt.timezone.utc)  # a Monday
+from energy.integrate import energy_in
+from energy.rollup import HOUR_S, Rollup, SiteInput
+from greenwatch.core.config import SiteSettings
+from greenwatch.core.influx import InfluxClient
+
+START = dt.datetime(2025, 3, 3, tzinfo=dt.UTC)  # a Monday
 SITES = 10
 DB = "bench"
 
@@ -206,7 +206,7 @@ def _rules_child(url: str, at_s: int, queue: multiprocessing.Queue) -> None:
         try:
             rules = load_rules()
             events = await Engine(client, rules, {s.settings.name: s.settings for s in sites()}).run(
-                dt.datetime.fromtimestamp(at_s, dt.timezone.utc))
+                dt.datetime.fromtimestamp(at_s, dt.UTC))
         finally:
             await client.close()
         return {"rules": len(rules), "findings": len(events)}
