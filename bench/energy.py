@@ -61,7 +61,9 @@ def proc_cpu_s(pid: int) -> float:
 
 def device_lines(device: int, t0: int, minutes: int, interval: int, counter: bool) -> str:
     """One device's readings: a daily curve with a per-device level and small steps;
-    every fifth device keeps a kWh counter."""
+    every fifth device keeps a kWh counter. Every 50th device is unreachable for 20
+    minutes a day (a long gap), and every 50th counter restarts from zero once a day
+    (a reset), so the rollup's raw-point path is exercised too."""
     site = device % SITES
     head = f"power,site=s{site},device=d{device},kind=server,scope=device,entity=total "
     base = 150 + (device * 37) % 400
@@ -69,13 +71,19 @@ def device_lines(device: int, t0: int, minutes: int, interval: int, counter: boo
     kwh = 0.0
     prev_w = None
     offset = device % interval  # devices are polled at different seconds
+    outage = (device * 97) % 1400  # minute of the day the outage starts
     for i in range(minutes):
         t = t0 + i * interval + offset
         minute_of_day = (t // 60) % 1440
+        if device % 50 == 7 and outage <= minute_of_day < outage + 20:
+            prev_w = None
+            continue
         w = base + (base // 3 if 480 <= minute_of_day < 1080 else 0) + (i * 7 + device) % 23
         if counter:
             if prev_w is not None:
                 kwh += (w + prev_w) / 2 * interval / 3_600_000
+            if device % 50 == 0 and minute_of_day == outage:
+                kwh = 0.0
             out.append(f"{head}watts={w},energy_kwh={kwh:.5f} {t}000000000")
         else:
             out.append(f"{head}watts={w} {t}000000000")
@@ -89,9 +97,10 @@ def write_data(url: str, devices: int, days: int, interval: int) -> int:
 
     def one(device: int) -> int:
         body = device_lines(device, t0, minutes, interval, counter=device % 5 == 0).encode()
+        lines = body.count(b"\n") + 1
         request = urllib.request.Request(f"{url}/write?db={DB}&precision=ns", data=body, method="POST")
         urllib.request.urlopen(request, timeout=600).read()
-        return minutes
+        return lines
 
     with ThreadPoolExecutor(4) as pool:
         return sum(pool.map(one, range(devices)))
