@@ -19,7 +19,7 @@ from greenwatch.config import Config
 from greenwatch.core.yamlfile import InputError
 from rules.runner import engine_from, query_client
 from simulate.estate import write_estate_config
-from simulate.history import write_history
+from simulate.history import check_step, write_history
 
 COMMANDS = ("simulate",)
 EXIT_OK = 0
@@ -63,6 +63,10 @@ def dispatch(args: argparse.Namespace) -> int:
     # load() checks the whole config, its profiles and its rules: bad input stops here.
     config = load(args.config).config
     check_meters(config, args.config)
+    try:
+        check_step(config, args.step)
+    except ValueError as exc:
+        raise InputError([f"--step: {exc}"]) from None
     return asyncio.run(simulate(config, end, args.days, args.seed, args.step, not args.no_rules))
 
 

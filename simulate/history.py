@@ -29,6 +29,7 @@ import numpy as np
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from collector.config import Device
+from energy.rollup import bridge_limit
 from greenwatch.config import Config, Site
 from greenwatch.core.influx import InfluxClient, InfluxQueryError
 from greenwatch.core.schema import ENVIRONMENT, HOST, POLL, PORT, POWER, PRINTER, UPS, Sample
@@ -484,9 +485,21 @@ def grid(end: dt.datetime, days: float, step_s: int) -> np.ndarray:
     return np.arange(start, stop, step_s, dtype=np.int64)
 
 
+def check_step(config: Config, step_s: int) -> None:
+    """Refuse a step the rollups would read as gaps: they bridge at most max(5 min, 3 poll
+    intervals) between readings (energy.rollup.bridge_limit), with the config's intervals."""
+    for site, device in config.devices():
+        interval = device.interval or config.defaults.interval
+        if max(step_s, interval) > bridge_limit(interval):
+            raise ValueError(f"a {step_s} s step is longer than the rollups bridge for {site.name}/{device.name} "
+                             f"(interval {interval:g} s: at most {bridge_limit(interval):g} s); use a shorter "
+                             f"step or a longer defaults.interval")
+
+
 async def write_history(config: Config, end: dt.datetime, days: float, seed: int = 1, step_s: int = 60,
                         progress: bool = False, client: InfluxClient | None = None) -> int:
     """simulate_history inside a running event loop (the CLI's): returns points written."""
+    check_step(config, step_s)
     times = grid(end, days, step_s)
     stamps = [str(t * 1_000_000_000) for t in times.tolist()]
     own = client is None
