@@ -10,7 +10,6 @@ from pathlib import Path
 from rich.console import Console
 
 from greenwatch.config import Config, load_config
-from greenwatch.core.yamlfile import InputError, load_yaml, problem_at
 from reports.deliver import Outcome, deliver
 from reports.weekly import Week, last_complete_week, parse_week, read_weekly
 from rules.runner import query_client
@@ -29,21 +28,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     p.add_argument("--out", type=Path, help="folder for the files (default: report.out_dir)")
 
 
-def check_report(config: Config, path: Path) -> None:
-    """Recipient groups must name sites of the config: a typo would mail an empty report."""
-    names = {s.name for s in config.sites}
-    problems = [(("report", "recipients", i, "sites", j), f"no site {name!r} in the config "
-                 f"(sites: {', '.join(sorted(names)) or 'none'})")
-                for i, group in enumerate(config.report.recipients)
-                for j, name in enumerate(group.sites or []) if name not in names]
-    if problems:
-        _, node = load_yaml(path)  # again, only now, for the line numbers
-        raise InputError([problem_at(path, node, loc, message) for loc, message in problems])
-
-
 def dispatch(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    check_report(config, args.config)
     zone = config.report.timezone
     week = parse_week(args.week, zone) if args.week else last_complete_week(dt.datetime.now(dt.timezone.utc), zone)
     outcome = asyncio.run(run_report(config, week, args.out or config.report.out_dir, args.send))

@@ -14,7 +14,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from collector.config import CollectorConfig, Defaults, Device
 from dashboards.config import GrafanaConfig
 from greenwatch.core.config import Duration, InfluxConfig, Secret, SiteSettings, SpoolConfig, Strict, relative_file
-from greenwatch.core.yamlfile import parse_model
+from greenwatch.core.yamlfile import InputError, load_yaml, parse_model, problem_at
 from reports.config import CommitmentConfig, ReportConfig
 from rules.config import RulesConfig
 
@@ -110,4 +110,10 @@ def load_config(path: Path | str) -> Config:
     """Read and validate a config file. Raises InputError naming file, line and field."""
     path = Path(path)
     # The file's folder anchors relative paths; its name, the default spool's.
-    return parse_model(Config, path, context={"base_dir": path.resolve().parent, "config_file": path.name})
+    config = parse_model(Config, path, context={"base_dir": path.resolve().parent, "config_file": path.name})
+    # Names that must match a site, checked once the whole file is read.
+    problems = config.report.site_problems([s.name for s in config.sites])
+    if problems:
+        _, node = load_yaml(path)  # again, only now, for the line numbers
+        raise InputError([problem_at(path, node, loc, message) for loc, message in problems])
+    return config

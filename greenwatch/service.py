@@ -31,6 +31,8 @@ from greenwatch.core.yamlfile import InputError, load_yaml, problem_at
 from energy.intensity import cache_dir_beside
 from energy.rollup import periodic_job as energy_job
 from energy.rollup import site_inputs
+from reports.schedule import periodic_job as report_job
+from reports.schedule import sent_log_beside
 from rules.loader import load_rules
 from rules.runner import periodic_job as rules_job
 from rules.runner import query_client
@@ -148,6 +150,11 @@ class Service:
             energy_sites = site_inputs(config.sites, config.defaults.interval, cache_dir_beside(config.spool.path))
             self.periodic.append(Periodic("energy rollup", 600.0,
                                           energy_job(lambda: query_client(config.influxdb), energy_sites)))
+            # The weekly report, once per week: by one process only (shard 1 of N).
+            if config.report.schedule and (shard is None or shard[0] == 0):
+                self.periodic.append(Periodic("weekly report", 600.0, report_job(
+                    lambda: query_client(config.influxdb), list(config.sites), config.report,
+                    sent_log_beside(config.spool.path))))
 
     async def __aenter__(self) -> Service:
         self.sink.start()

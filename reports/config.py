@@ -106,6 +106,14 @@ class ReportConfig(Strict):
             raise ValueError("recipients need an smtp: section (host, and usually username and password)")
         return self
 
+    def site_problems(self, site_names: list[str]) -> list[tuple[tuple[object, ...], str]]:
+        """(location, message) for each recipient group's site that is not in the config:
+        a typo would otherwise mail an empty report."""
+        known = ", ".join(sorted(site_names)) or "none"
+        return [(("report", "recipients", i, "sites", j), f"no site {name!r} in the config (sites: {known})")
+                for i, group in enumerate(self.recipients)
+                for j, name in enumerate(group.sites or []) if name not in site_names]
+
     def groups(self, site_names: list[str]) -> list[tuple[list[str], list[str]]]:
         """(addresses, sites) per message: groups covering the same sites share one."""
         merged: dict[tuple[str, ...], list[str]] = {}

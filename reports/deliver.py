@@ -5,6 +5,7 @@ The figures are read once; every group's report is cut from them."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,9 +34,11 @@ def _subset_name(week: Week, sites: list[str]) -> str:
     return f"greenwatch-{week.label}-" + "+".join(sites)
 
 
-async def deliver(figures: WeeklyFigures, cfg: ReportConfig, out_dir: Path, send_mail: bool) -> Outcome:
+async def deliver(figures: WeeklyFigures, cfg: ReportConfig, out_dir: Path, send_mail: bool,
+                  skip: Sequence[list[str]] = ()) -> Outcome:
     """Render and save the report (kept either way), then, if asked, send it to each
-    recipient group; a group whose sending failed is logged and listed in `failed`."""
+    recipient group but those in `skip` (already sent); a group whose sending failed
+    is logged and listed in `failed`."""
     names = [s.name for s in figures.sites]
     whole = render(figures)
     outcome = Outcome(figures, whole.save(out_dir))
@@ -47,6 +50,8 @@ async def deliver(figures: WeeklyFigures, cfg: ReportConfig, out_dir: Path, send
         outcome.failed.append("no recipients: add report.recipients and report.smtp to the config")
         return outcome
     for to, sites in cfg.groups(names):
+        if to in skip:
+            continue
         report: Rendered = whole
         if sites != names:
             report = render(figures.only(sites), _subset_name(figures.week, sites))
