@@ -437,7 +437,8 @@ def health() -> sdk.Dashboard:
                                   '"readings", last("problems") AS "refused" FROM "poll" WHERE ' + poll
                                   + ' GROUP BY "site", "device", "kind"', table=True),
                          units={"ms": ("ms", 0), "up": ("none", 0)}, w=16, h=10))
-        .with_panel(text.Panel().title("Skipped polls and spool depth").span(8).height(10).content(
+        .with_panel(text.Panel().title("Skipped polls and spool depth").span(8).height(10)
+                    .description("Where to find what InfluxDB does not hold.").content(
             "Polls skipped because the previous one was still running, and the points waiting in the spool "
             "for InfluxDB, are not written to InfluxDB today: the service logs them every few minutes "
             "(`N devices: M down; K polls skipped so far; InfluxDB took P points, Q pending`). Look there, "

@@ -51,9 +51,9 @@ def _publish(path: Path, force: bool) -> int:
     if config.grafana.token is None:
         # A config error like any other: file, line, what to write.
         data, node = load_yaml(path)
-        loc: tuple[object, ...] = ("grafana", "token") if isinstance(data, dict) and "grafana" in data else ()
-        raise InputError([problem_at(path, node, loc, "grafana.token: expected a service-account token, as "
-                                     "${GRAFANA_TOKEN}, {env: NAME} or {file: PATH}")])
+        loc: tuple[object, ...] = ("grafana",) if isinstance(data, dict) and "grafana" in data else ()
+        raise InputError([problem_at(path, node, loc, "no token: expected token: ${GRAFANA_TOKEN} (a "
+                                     "service-account token), {env: NAME} or {file: PATH}")])
     try:
         done = publish(config.grafana, config.influxdb, build.load(), force=force)
     except PublishError as exc:

@@ -1,0 +1,142 @@
+"""`greenwatch dashboards publish` against a local server holding Grafana's folder,
+data-source and dashboard API contract (tests/grafana_standin.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dashboards.build import load
+from dashboards.sdk import DATASOURCE_UID
+from grafana_standin import GrafanaStandin
+from greenwatch.cli import main
+
+TOKEN = "glsa_standin_0123456789abcdef"
+UIDS = {m["uid"] for m in load()}
+
+
+@pytest.fixture
+def grafana() -> Iterator[GrafanaStandin]:
+    server = GrafanaStandin(TOKEN)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _config(tmp_path: Path, url: str, token_line: str | None = "token: {file: grafana.token}",
+            extra: str = "") -> Path:
+    (tmp_path / "grafana.token").write_text(TOKEN + "\n")
+    path = tmp_path / "greenwatch.yaml"
+    grafana = "grafana:\n" + f"  url: {url}\n" + (f"  {token_line}\n" if token_line else "") + \
+        "  folder: Green IT\n  folder_uid: green-it\n" + extra
+    path.write_text("influxdb:\n  url: http://127.0.0.1:8086\n  database: estate\n" + grafana)
+    return path
+
+
+def test_publish_twice_leaves_one_dashboard_per_uid_and_changes_nothing(grafana, tmp_path, capsys) -> None:
+    path = _config(tmp_path, grafana.url, extra="  variables: {pue_target: 1.5}\n")
+    assert main(["dashboards", "publish", "--config", str(path)]) == 0
+    first = capsys.readouterr().out
+    state = grafana.state
+    assert set(state.dashboards) == UIDS and len(UIDS) == 6
+    assert state.folders["green-it"]["title"] == "Green IT"
+    assert all(d["folderUid"] == "green-it" for d in state.dashboards.values())
+    ds = state.datasources[DATASOURCE_UID]
+    assert ds["type"] == "influxdb" and ds["url"] == "http://127.0.0.1:8086"
+    assert ds["jsonData"]["dbName"] == "estate" and ds["jsonData"]["version"] == "InfluxQL"
+    # What Grafana holds is the committed JSON (plus its id and version), with the
+    # config's value for the PUE target.
+    for model in load():
+        stored = {k: v for k, v in state.dashboards[model["uid"]]["dashboard"].items() if k not in ("id", "version")}
+        if model["uid"] != "gw-datacentre":
+            assert stored == model
+    target = next(v for v in state.dashboards["gw-datacentre"]["dashboard"]["templating"]["list"]
+                  if v["name"] == "pue_target")
+    assert target["query"] == "1.5" and target["current"]["value"] == "1.5"
+    assert "8 created" in first  # folder, data source, 6 dashboards
+    writes, versions = list(state.writes), {u: d["dashboard"]["version"] for u, d in state.dashboards.items()}
+
+    assert main(["dashboards", "publish", "--config", str(path)]) == 0
+    assert "0 created, 0 updated, 8 unchanged" in capsys.readouterr().out
+    assert state.writes == writes  # nothing written the second time
+    assert {u: d["dashboard"]["version"] for u, d in state.dashboards.items()} == versions
+    assert set(state.dashboards) == UIDS
+
+
+def test_a_dashboard_changed_in_grafana_is_put_back(grafana, tmp_path, capsys) -> None:
+    path = _config(tmp_path, grafana.url)
+    assert main(["dashboards", "publish", "--config", str(path)]) == 0
+    stored = grafana.state.dashboards["gw-estate"]["dashboard"]
+    stored["panels"][1]["title"] = "edited by hand"
+    stored["version"] += 1
+    capsys.readouterr()
+    assert main(["dashboards", "publish", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "updated: dashboard gw-estate" in out and "0 created, 1 updated, 7 unchanged" in out
+    assert grafana.state.dashboards["gw-estate"]["dashboard"]["panels"][1]["title"] != "edited by hand"
+    assert grafana.state.dashboards["gw-estate"]["dashboard"]["version"] == 3
+
+
+def test_a_bad_token_is_401_named_and_exit_2(grafana, tmp_path, capsys) -> None:
+    path = _config(tmp_path, grafana.url, token_line="token: glsa_wrong_token_value")
+    assert main(["dashboards", "publish", "--config", str(path)]) == 2
+    captured = capsys.readouterr()
+    assert "401 Unauthorized" in captured.err and "grafana.token" in captured.err
+    assert "glsa_wrong_token_value" not in captured.err + captured.out  # the secret is never printed
+    assert grafana.state.writes == [] and grafana.state.dashboards == {}
+
+
+def test_a_dashboard_saved_in_grafana_meanwhile_is_412_and_not_overwritten(grafana, tmp_path, capsys) -> None:
+    path = _config(tmp_path, grafana.url)
+    assert main(["dashboards", "publish", "--config", str(path)]) == 0
+    grafana.state.dashboards["gw-health"]["dashboard"]["title"] = "their own title"
+    grafana.state.edit_after_read["gw-health"] = 1  # a colleague saves it just after publish reads it
+    capsys.readouterr()
+    assert main(["dashboards", "publish", "--config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "dashboard gw-health" in err and "412" in err and "version-mismatch" in err
+    assert "changed in Grafana while publishing" in err and "--force" in err
+    assert grafana.state.dashboards["gw-health"]["dashboard"]["title"] == "their own title"
+    # --force overwrites.
+    grafana.state.edit_after_read["gw-health"] = 1
+    assert main(["dashboards", "publish", "--config", str(path), "--force"]) == 0
+    assert grafana.state.dashboards["gw-health"]["dashboard"]["title"] == "greenwatch: Collector health"
+
+
+def test_a_title_taken_in_the_folder_is_412_name_exists(grafana, tmp_path, capsys) -> None:
+    path = _config(tmp_path, grafana.url)
+    grafana.state.folders["green-it"] = {"id": 50, "uid": "green-it", "title": "Green IT", "version": 1}
+    grafana.state.dashboards["someone-elses"] = {
+        "dashboard": {"id": 51, "uid": "someone-elses", "title": "greenwatch: Estate overview", "version": 4},
+        "folderUid": "green-it"}
+    assert main(["dashboards", "publish", "--config", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "dashboard gw-estate" in err and "412" in err and "same title" in err
+    assert "gw-estate" not in grafana.state.dashboards
+
+
+def test_no_token_is_a_config_error_with_file_and_line(grafana, tmp_path, capsys) -> None:
+    path = _config(tmp_path, grafana.url, token_line=None)
+    assert main(["dashboards", "publish", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:5: grafana: no token" in err  # the section's first line and "${GRAFANA_TOKEN}" in err
+    assert grafana.state.writes == []
+
+
+def test_a_token_from_the_environment(grafana, tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("GREENWATCH_TEST_GRAFANA_TOKEN", TOKEN)
+    path = _config(tmp_path, grafana.url, token_line="token: ${GREENWATCH_TEST_GRAFANA_TOKEN}")
+    assert main(["dashboards", "publish", "--config", str(path)]) == 0
+    assert set(grafana.state.dashboards) == UIDS
+
+
+def test_grafana_unreachable_is_named(tmp_path, capsys) -> None:
+    from realparts.ports import free_tcp_port
+
+    path = _config(tmp_path, f"http://127.0.0.1:{free_tcp_port()}")
+    assert main(["dashboards", "publish", "--config", str(path)]) == 1
+    assert "cannot reach Grafana at http://127.0.0.1:" in capsys.readouterr().err
