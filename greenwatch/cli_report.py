@@ -11,7 +11,7 @@ from rich.console import Console
 
 from greenwatch.config import Config, load_config
 from reports.deliver import Outcome, deliver
-from reports.weekly import Week, last_complete_week, parse_week, read_weekly
+from reports.weekly import Week, last_complete_week, parse_week, read_report
 from rules.runner import query_client
 
 COMMANDS = ("report",)
@@ -44,7 +44,7 @@ def dispatch(args: argparse.Namespace) -> int:
 async def run_report(config: Config, week: Week, out_dir: Path, send: bool) -> Outcome:
     client = query_client(config.influxdb)
     try:
-        figures = await read_weekly(client, list(config.sites), week)
+        figures = await read_report(client, config, week)
     finally:
         await client.close()
     return await deliver(figures, config.report, out_dir, send)

@@ -10,7 +10,7 @@ from reportlab.lib import colors
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
-from reportlab.platypus import Image, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
+from reportlab.platypus import Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
 from .render import CHART_TITLES, commitment_view, headline, period_text, table_rows, top_rows
 from .weekly import WeeklyFigures
@@ -75,22 +75,29 @@ def render_pdf(f: WeeklyFigures, images: dict[str, bytes]) -> bytes:
                         bold_last=True))
     story.append(Paragraph("kWh: facility meters where declared, else the devices' own totals. tCO2e: kWh x each "
                            "hour's carbon factor (method under the figure). PUE = facility kWh / IT kWh over the week "
-                           "(ISO/IEC 30134-2), comparable only within a category. Changes are in kWh.", NOTE))
+                           "(ISO/IEC 30134-2), comparable only within a category. Changes are in kWh. After hours: the share of "
+                           "kWh outside the site's business hours, weekends and holidays.", NOTE))
     for name, title in CHART_TITLES.items():
         if name in images:
             img = Image(io.BytesIO(images[name]))
             scale = min(1.0, WIDTH / img.imageWidth) * 0.7
             img.drawWidth, img.drawHeight = img.imageWidth * scale, img.imageHeight * scale
             story += [Spacer(1, 3 * mm), img]
-    story.append(Paragraph("Commitment progress", H2_NEXT))
     commitment = commitment_view(f)
+    section: list[Any] = [Paragraph("Commitment progress" + (f": {_escape(commitment['name'])}" if commitment else ""), H2)]
     if commitment:
         n = len(commitment["header"])
-        story.append(_table([commitment["header"], *commitment["rows"]], [WIDTH / n] * n))
+        # The first and last columns (target, status) are text and need the room.
+        widths = [0.24 * WIDTH] + [0.52 * WIDTH / (n - 2)] * (n - 2) + [0.24 * WIDTH]
+        right = ParagraphStyle("r", parent=BODY, alignment=2, fontSize=7.5)
+        rows = [[Paragraph(_escape(str(c)), right if 0 < i else BODY) for i, c in enumerate(row)]
+                for row in commitment["rows"]]
+        section.append(_table([commitment["header"], *rows], widths))
         if commitment.get("note"):
-            story.append(Paragraph(commitment["note"], NOTE))
+            section.append(Paragraph(_escape(commitment["note"]), NOTE))
     else:
-        story.append(Paragraph("No commitment is configured (the commitment: section of the config).", BODY))
+        section.append(Paragraph("No commitment is configured (the commitment: section of the config).", BODY))
+    story.append(KeepTogether(section))
     story.append(Paragraph(f"Top {len(f.top)} savings opportunities (of {len(f.findings)} open)", H2_NEXT))
     if f.top:
         rows = [["#", "what", "where", "kWh/yr", "money/yr", "tCO2e/yr"]]

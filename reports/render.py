@@ -102,13 +102,8 @@ def period_text(f: WeeklyFigures) -> str:
 
 
 def commitment_view(f: WeeklyFigures) -> dict[str, Any] | None:
-    """The commitment's progress as a small table (header, rows, note), where configured."""
-    c = f.commitment
-    if c is None:
-        return None
-    if isinstance(c, dict) and "header" in c:
-        return c
-    return None
+    """The commitment's progress table (name, header, rows, note), where configured."""
+    return f.commitment
 
 
 def render_html(f: WeeklyFigures, src: dict[str, str]) -> str:

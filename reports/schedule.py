@@ -14,11 +14,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from greenwatch.core.config import SiteSettings
-
 from .config import DAYS, ReportConfig
 from .deliver import deliver
-from .weekly import Week, read_weekly
+from .weekly import HasSites, Week, read_report
 
 log = logging.getLogger("greenwatch.report")
 
@@ -70,13 +68,13 @@ def sent_log_beside(spool: Path) -> Path:
     return spool.with_name(f"{spool.stem}.report-sent.json")
 
 
-def periodic_job(make_client: Callable[[], Any], sites: list[SiteSettings], cfg: ReportConfig, state: Path,
+def periodic_job(make_client: Callable[[], Any], config: HasSites, cfg: ReportConfig, state: Path,
                  now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.timezone.utc),
                  ) -> Callable[[], Awaitable[dict[str, int] | None]]:
     """The service's job: when a week's report is due and not yet sent to every
     recipient group, make it, keep it on disk, and send it to the groups still waiting."""
     sent_log = SentLog(state)
-    names = [s.name for s in sites]
+    names = [s.name for s in config.sites]
 
     async def job() -> dict[str, int] | None:
         week = due_week(now(), cfg)
@@ -88,7 +86,7 @@ def periodic_job(make_client: Callable[[], Any], sites: list[SiteSettings], cfg:
             return None
         client = make_client()
         try:
-            figures = await read_weekly(client, sites, week)
+            figures = await read_report(client, config, week)
         finally:
             await client.close()
         outcome = await deliver(figures, cfg, cfg.out_dir, send_mail=bool(cfg.recipients), skip=done)

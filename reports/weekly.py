@@ -7,8 +7,10 @@ the week before and with the same ISO week a year earlier, where data exists."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
+from collections.abc import Sequence
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -17,6 +19,9 @@ from zoneinfo import ZoneInfo
 from greenwatch.core.config import SiteSettings
 from greenwatch.core.schema import FINDING, SITE_ENERGY
 from greenwatch.core.yamlfile import InputError
+
+from .commitment import after_hours_share, commitment_progress
+from .config import CommitmentConfig
 
 TOP_OPPORTUNITIES = 10
 # Findings are re-written while open (docs/rules.md), so one this old that never
@@ -27,6 +32,25 @@ _WEEK = re.compile(r"^(\d{4})-W(\d{2})$")
 
 class QueryClient(Protocol):
     async def query(self, q: str, db: str | None = None, epoch: str | None = None) -> dict[str, Any]: ...
+
+
+class HasSites(Protocol):
+    """What the report needs of the config (greenwatch.config.Config has it)."""
+
+    sites: Sequence[SiteSettings]
+    commitment: CommitmentConfig | None
+
+
+class CountingClient:
+    """Passes queries on and counts them: HTTP requests and InfluxQL statements."""
+
+    def __init__(self, client: QueryClient) -> None:
+        self.client, self.requests, self.statements = client, 0, 0
+
+    async def query(self, q: str, db: str | None = None, epoch: str | None = None) -> dict[str, Any]:
+        self.requests += 1
+        self.statements += len([part for part in q.split(";") if part.strip()])
+        return await self.client.query(q, db=db, epoch=epoch)
 
 
 @dataclass(frozen=True)
@@ -141,7 +165,8 @@ class WeeklyFigures:
     sites: list[SiteWeek]
     findings: list[Opportunity]  # open at the week's end, biggest kWh/yr first
     queries: int = 0  # InfluxQL statements issued
-    commitment: Any = None  # the commitment's progress, where configured
+    requests: int = 0  # HTTP requests to InfluxDB
+    commitment: dict[str, Any] | None = None  # the commitment's progress table (header, rows, note)
 
     @property
     def top(self) -> list[Opportunity]:
@@ -151,7 +176,8 @@ class WeeklyFigures:
         """The same week for some of the sites (a recipient group's report)."""
         keep = set(names)
         return WeeklyFigures(self.week, [s for s in self.sites if s.name in keep],
-                             [o for o in self.findings if o.site in keep], self.queries, self.commitment)
+                             [o for o in self.findings if o.site in keep], self.queries, self.requests,
+                             self.commitment)
 
     def total(self, which: str) -> Period:
         """The sites' sums of one period ('week', 'previous', 'last_year'). PUE covers
@@ -273,6 +299,22 @@ async def read_weekly(client: QueryClient, sites: list[SiteSettings], week: Week
             by_name[tags["site"]].daily_kwh = [
                 (dt.datetime.fromtimestamp(r["time"], zone).date(), r["sum"] or 0.0) for r in rows]
     return WeeklyFigures(week, out, _findings(results[5]), queries=len(sql))
+
+
+async def read_report(client: QueryClient, config: HasSites, week: Week) -> WeeklyFigures:
+    """The whole report's figures: the rollups' sums and findings (one request), each
+    site's after-hours share and the commitment's progress (reports/commitment.py)."""
+    counting = CountingClient(client)
+    sites = list(config.sites)
+    figures = await read_weekly(counting, sites, week)
+    shares = await asyncio.gather(*(after_hours_share(config, counting, s.name, week.start, week.end) for s in sites))
+    for site, share in zip(figures.sites, shares):
+        site.after_hours_share = share
+    if config.commitment is not None:
+        progress = await commitment_progress(config, counting, week.end)
+        figures.commitment = {"name": progress.name, **progress.as_table()}
+    figures.queries, figures.requests = counting.statements, counting.requests
+    return figures
 
 
 def _findings(result: dict[str, Any]) -> list[Opportunity]:

@@ -34,6 +34,13 @@ WEEK_START = dt.datetime(2026, 11, 16, tzinfo=UTC)
 PREVIOUS_START = WEEK_START - dt.timedelta(weeks=1)
 LAST_YEAR_START = dt.datetime(2025, 11, 17, tzinfo=UTC)  # 2025-W47's Monday
 USER, PASSWORD = "reporter", "s3cret-Pa55word-never-logged"
+COMMITMENT = """\
+commitment:
+  name: Net zero by 2030
+  baseline: {from: 2024-01-01, to: 2025-01-01, kwh: 500000, tco2e: 100}
+  targets:
+    - {year: 2030, metric: tco2e, cut_percent: 90}
+"""
 
 
 # ---------------------------------------------------------------------------- data
@@ -143,8 +150,16 @@ def expected_figures(e: Estate) -> dict[str, str]:
                 "cost": sum(h.cost for h in hs), "kg": sum(h.kgco2e for h in hs),
                 "cov": sum(h.coverage for h in hs) / 168}
 
-    out: dict[str, str] = {}
+    def after_hours(site: str | None) -> float:
+        # The default calendar: Monday to Friday 08:00-18:00 London (GMT in November, no
+        # bank holiday that week); an hour counts by its start here, all hours being whole.
+        hs = [h for h in e.hours if (site is None or h.site == site) and in_week(h, WEEK_START)]
+        out_of_hours = [h for h in hs if h.at.weekday() >= 5 or not 8 <= h.at.hour < 18]
+        return sum(h.kwh for h in out_of_hours) / sum(h.kwh for h in hs)
+
+    out: dict[str, str] = {"total.after_hours": f"{after_hours(None):.1%}"}
     for site in ("dc-1", "office"):
+        out[f"{site}.after_hours"] = f"{after_hours(site):.1%}"
         now, prev, year = sums(site, WEEK_START), sums(site, PREVIOUS_START), sums(site, LAST_YEAR_START)
         out[f"{site}.kwh"] = f"{now['kwh']:,.1f}"
         out[f"{site}.cost"] = f"{now['cost']:,.2f} GBP"
@@ -303,7 +318,7 @@ def test_report_sent_over_starttls_with_auth_has_every_part_and_the_right_figure
     estate = make_estate()
     write_estate(influxdb, influx_db, estate)
     controller, mailbox = smtp_server
-    config = write_config(tmp_path, influxdb, influx_db, controller.port, tls_files[0])
+    config = write_config(tmp_path, influxdb, influx_db, controller.port, tls_files[0], extra=COMMITMENT)
     assert main(["--log-level", "DEBUG", "report", "--config", str(config), "--week", WEEK, "--send"]) == 0
     # The command logs to stderr (greenwatch/logs.py sets the root logger up afresh).
     log_text = capsys.readouterr().err
@@ -330,8 +345,9 @@ def test_report_sent_over_starttls_with_auth_has_every_part_and_the_right_figure
     expected = expected_figures(estate)
     shown = {k: v for k, v in parsed.figures.items() if k in expected}
     assert shown == expected
-    # No after-hours data in this estate: shown as n/a, not as 0%.
-    assert parsed.figures["dc-1.after_hours"] == "n/a"
+    # The commitment's progress, from reports/commitment.py, in its own table.
+    assert "Commitment progress" in html and "tCO2e per year" in html and "Net zero by 2030" in html
+    assert re.search(r"on track|behind by", html)
 
     # The PDF: the same report (its text holds the same total figures).
     (pdf_part,) = parts["application/pdf"]

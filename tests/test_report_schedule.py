@@ -50,7 +50,7 @@ async def test_job_sends_each_week_once_across_restarts_and_retries_a_failed_sen
     clock = {"now": dt.datetime(2026, 11, 23, 7, 5, tzinfo=UTC)}  # W47 is due
 
     def job():  # a new job each time: as after a restart of the service
-        return periodic_job(lambda: query_client(config.influxdb), list(config.sites), config.report, state,
+        return periodic_job(lambda: query_client(config.influxdb), config, config.report, state,
                             now=lambda: clock["now"])
 
     mailbox.refuse = True
