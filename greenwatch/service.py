@@ -3,7 +3,9 @@
     config -> profiles -> sources -> Collector (APScheduler) -> Sink -> Spool -> InfluxDB
 
 `check` validates everything and touches no device; `poll_once` polls each device
-once and flushes; `run` polls on schedule until SIGTERM or SIGINT, then drains.
+once and flushes; `run` polls on schedule until SIGTERM or SIGINT, then drains,
+serves the HTTP endpoint (greenwatch/http_api.py) meanwhile, and reloads the
+devices on SIGHUP (`reload`).
 """
 
 from __future__ import annotations
@@ -13,21 +15,23 @@ import hashlib
 import logging
 import signal
 import sqlite3
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from collector.config import Device
 from collector.profiles import ProfileSet, load_profiles
 from collector.scheduler import Collector, Entry
 from collector.snmp.engines import make_engine
 from collector.source import PollResult
 from collector.sources import device_profile_names, make_source
-from greenwatch.config import Config, load_config
+from greenwatch.config import Config, Site, load_config
 from greenwatch.core.config import InfluxConfig
 from greenwatch.core.influx import InfluxClient, InfluxV2Writer, LineWriter
 from greenwatch.core.sink import Sink, SinkStats
 from greenwatch.core.spool import Spool, SpoolLockedError
 from greenwatch.core.yamlfile import InputError, load_yaml, problem_at
+from greenwatch.http_api import HttpApi
 from energy.intensity import cache_dir_beside
 from energy.rollup import periodic_job as energy_job
 from energy.rollup import site_inputs
@@ -112,13 +116,16 @@ def make_writer(cfg: InfluxConfig) -> LineWriter:
 @dataclass
 class Periodic:
     """A job the service runs every `every_s` seconds while it runs (rollups, rules,
-    reports): one at a time, a failure logged and retried on the next turn."""
+    reports): one at a time, a failure logged and retried on the next turn. A job
+    may return counts of what it did (say {"reports_sent": 1}): they add up in
+    `counts` and show in /metrics."""
 
     name: str
     every_s: float
-    job: Callable[[], Awaitable[None]]
+    job: Callable[[], Awaitable[Mapping[str, int] | None]]
     runs: int = 0
     failures: int = field(default=0)
+    counts: dict[str, int] = field(default_factory=dict)
 
 
 class Service:
@@ -129,16 +136,14 @@ class Service:
         self.shard = shard
         config = loaded.config
         self.engine = make_engine(config.collector.snmp_engine)
-        entries = []
-        for site, device in config.devices():
-            if shard is not None and not in_shard(site.name, device.name, *shard):
-                continue
-            source = make_source(config.defaults, site, device, loaded.profiles, self.engine)
-            entries.append(Entry(site, device, source, device.interval or config.defaults.interval))
+        entries = [self._entry(loaded, site, device) for site, device in self._wanted(config).values()]
         self.spool = Spool(spool_path(config.spool.path, shard, once), config.spool.max_size)
         self.writer = make_writer(config.influxdb)
         self.sink = Sink(self.spool, self.writer, batch_size=config.influxdb.batch_size)
         self.collector = Collector(entries, self.sink, config.collector.concurrency)
+        self.api: HttpApi | None = None  # while run() runs, if http.enabled
+        self.reloads = {"applied": 0, "refused": 0}
+        self._reload_lock = asyncio.Lock()
         # Jobs beside polling; each capability adds its own (see Periodic).
         self.periodic: list[Periodic] = []
         self._jobs: list[asyncio.Task[None]] = []  # the periodic jobs while run() runs
@@ -172,6 +177,8 @@ class Service:
         take stays in the spool and is sent on the next run."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within_s
+        if self.api is not None:
+            await self.api.close()
         await asyncio.gather(self.collector.stop(poll_grace_s), self._jobs_ended(poll_grace_s))
         await self.sink.close(max(0.0, deadline - loop.time() - 1.0))
         stats = self.sink.stats()
@@ -194,6 +201,12 @@ class Service:
         """Poll on schedule until `stop` is set, logging a summary now and then."""
         self.collector.start()
         log.info("polling %d devices into %s", len(self.collector.entries), self.writer)
+        http = self.loaded.config.http
+        if http.enabled:
+            # Shard I of N listens on port + I - 1: shards on one machine do not collide.
+            port = http.port + (self.shard[0] if self.shard and http.port else 0)
+            self.api = HttpApi(self, port)
+            await self.api.start()
         self._jobs = [asyncio.create_task(self._every(p, stop), name=p.name) for p in self.periodic]
         while not stop.is_set():
             try:
@@ -217,8 +230,10 @@ class Service:
     async def _every(self, periodic: Periodic, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
-                await periodic.job()
+                counts = await periodic.job()
                 periodic.runs += 1
+                for event, count in (counts or {}).items():
+                    periodic.counts[event] = periodic.counts.get(event, 0) + count
             except asyncio.CancelledError:
                 raise
             except Exception:  # noqa: BLE001 - one failed turn must not end the job
@@ -228,6 +243,66 @@ class Service:
                 await asyncio.wait_for(stop.wait(), periodic.every_s)
             except TimeoutError:
                 pass
+
+    # -- the devices, and reloading them ---------------------------------------------
+
+    def _wanted(self, config: Config) -> dict[tuple[str, str], tuple[Site, Device]]:
+        """The enabled devices of `config` this process polls (its shard), by site and name."""
+        return {(site.name, device.name): (site, device) for site, device in config.devices()
+                if self.shard is None or in_shard(site.name, device.name, *self.shard)}
+
+    def _entry(self, loaded: Loaded, site: Site, device: Device) -> Entry:
+        config = loaded.config
+        source = make_source(config.defaults, site, device, loaded.profiles, self.engine)
+        return Entry(site, device, source, device.interval or config.defaults.interval)
+
+    async def reload(self) -> bool:
+        """Read the config file again (SIGHUP) and apply its devices: added ones start
+        polling, changed ones are rebuilt in their slot, removed ones stop once their
+        poll in flight has written; the others, the sink and the spool are untouched.
+        An invalid file changes nothing: its problems are logged and the old config
+        stays. Other sections (influxdb, spool, http, rules, ...) need a restart."""
+        async with self._reload_lock:
+            path = self.loaded.path
+            log.info("SIGHUP: reloading %s", path)
+            try:
+                new = await asyncio.to_thread(load, path)
+            except InputError as exc:
+                for problem in exc.problems:
+                    log.error("config reload refused: %s", problem)
+                return self._refused(f"{len(exc.problems)} problem(s) above")
+            except Exception as exc:  # noqa: BLE001 - whatever it is, the old config stays
+                return self._refused(f"{type(exc).__name__}: {exc}")
+            old, wanted = self.loaded, self._wanted(new.config)
+            current = {(e.site.name, e.device.name): e for e in self.collector.entries}
+            try:
+                fresh = {key: self._entry(new, site, device) for key, (site, device) in wanted.items()
+                         if key not in current or _polled_as(new.config, site, device) !=
+                         _polled_as(old.config, current[key].site, current[key].device)}
+            except Exception as exc:  # noqa: BLE001 - a source that cannot be built refuses the whole reload
+                return self._refused(f"{type(exc).__name__}: {exc}")
+            added = [e for key, e in fresh.items() if key not in current]
+            changed = [(current[key], e) for key, e in fresh.items() if key in current]
+            removed = [e for key, e in current.items() if key not in wanted]
+            for entry in added:
+                self.collector.add(entry)
+            await asyncio.gather(*(self.collector.replace(o, n) for o, n in changed),
+                                 *(self.collector.remove(e) for e in removed))
+            self.loaded = new
+            self.reloads["applied"] += 1
+            log.info("config reloaded: %d devices added%s, %d changed%s, %d removed%s, %d unchanged",
+                     len(added), _names(added), len(changed), _names([n for _, n in changed]),
+                     len(removed), _names(removed), len(wanted) - len(added) - len(changed))
+            restart = [name for name in type(new.config).model_fields
+                       if name not in ("sites", "defaults") and getattr(new.config, name) != getattr(old.config, name)]
+            if restart:
+                log.warning("config reload: changes to %s take effect at the next restart", ", ".join(restart))
+            return True
+
+    def _refused(self, why: str) -> bool:
+        self.reloads["refused"] += 1
+        log.error("config reload refused (%s): still running the config loaded before", why)
+        return False
 
     def _log_summary(self) -> None:
         """One line an operator can watch: what answered, what did not, what waits."""
@@ -239,6 +314,15 @@ class Service:
             len(entries), len(down), f" ({', '.join(down[:5])}{', ...' if len(down) > 5 else ''})" if down else "",
             sum(e.stats.skipped for e in entries), stats.written, stats.pending, _losses(stats),
         )
+
+
+def _polled_as(config: Config, site: Site, device: Device) -> tuple[object, ...]:
+    """What a device's polling is made of: if this differs after a reload, it is rebuilt."""
+    return site.model_dump(exclude={"devices"}), device, config.defaults
+
+
+def _names(entries: list[Entry]) -> str:
+    return f" ({', '.join(e.key for e in entries[:10])}{', ...' if len(entries) > 10 else ''})" if entries else ""
 
 
 def _losses(stats: SinkStats) -> str:
@@ -272,4 +356,12 @@ async def run_service(loaded: Loaded, shard: tuple[int, int] | None = None) -> N
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with Service(loaded, shard) as service:
+        reloads: set[asyncio.Task[bool]] = set()  # kept referenced until done
+
+        def reload() -> None:
+            task = asyncio.ensure_future(service.reload())
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, reload)
         await service.run(stop)
