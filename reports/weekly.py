@@ -239,7 +239,9 @@ def statements(week: Week, site_names: list[str]) -> list[str]:
         "SELECT last(open) AS open, last(id) AS id, last(state) AS state, last(opened_at) AS opened_at, "
         "last(summary) AS summary, last(kwh_per_year) AS kwh_per_year, last(cost_per_year) AS cost_per_year, "
         "last(currency) AS currency, last(kgco2e_per_year) AS kgco2e_per_year "
-        f"FROM {FINDING} WHERE {_span(week.end - FINDINGS_LOOKBACK, week.end)} AND {only} "
+        # The end is included: an evaluation at the week's last instant (midnight) is its state then.
+        f"FROM {FINDING} WHERE time >= {int((week.end - FINDINGS_LOOKBACK).timestamp())}s "
+        f"AND time <= {int(week.end.timestamp())}s AND {only} "
         "GROUP BY rule, site, device, entity, severity",
     ]
 

@@ -131,6 +131,13 @@ def write_estate(influxdb: InfluxServer, db: str, e: Estate) -> None:
                 f"cost_per_year={f.cost_per_year},currency=\"GBP\",kgco2e_per_year={f.kgco2e_per_year},"
                 f"value=1.0,summary={_esc_str(f.summary)},opened_at=\"{opened:%Y-%m-%dT%H:%M:%SZ}\" "
                 f"{int(at.timestamp())}000000000")
+    at_end = e.findings[1]  # re-evaluated at the week's last instant: part of it
+    lines.append(f"finding,rule={at_end.rule},site={at_end.site},device={at_end.device},severity=warning "
+                 f"open=1i,id={_esc_str(at_end.id)},state=\"updated\",kwh_per_year={at_end.kwh_per_year + 1000},"
+                 f"cost_per_year={at_end.cost_per_year},currency=\"GBP\",kgco2e_per_year={at_end.kgco2e_per_year},"
+                 f"summary={_esc_str(at_end.summary)},opened_at=\"x\" "
+                 f"{int((WEEK_START + dt.timedelta(weeks=1)).timestamp())}000000000")
+    at_end.kwh_per_year += 1000
     late = e.findings[0]  # resolved only after the week: still open in this report
     lines.append(f"finding,rule={late.rule},site={late.site},device={late.device},severity=warning "
                  f"open=0i,id={_esc_str(late.id)},state=\"resolved\" "
