@@ -290,29 +290,25 @@ def workplace() -> sdk.Dashboard:
 # -- Commitment tracker ------------------------------------------------------------
 
 def commitment() -> sdk.Dashboard:
-    # A straight line from the baseline to the target year: this year's allowance.
-    allowance = ("($baseline_tco2e * (1 - $target_percent / 100 * ($year - $baseline_year) "
-                 "/ ($target_year - $baseline_year)))")
     # Annualised from the hours the range holds, per site, then summed: a site with a
     # shorter history is not diluted by the others' hours.
     annualised = ('SELECT sum("t") FROM (SELECT sum("kgco2e") / 1000 * 8760 / count("kgco2e") AS "t" FROM '
                   '"site_energy" WHERE $timeFilter AND ' + SITE + ' GROUP BY "site") WHERE $timeFilter')
     variables: list[sdk.QueryVariable | sdk.TextBoxVariable] = [
         _site(),
-        number_variable("baseline_tco2e", "Baseline tCO2e/yr", 100, "The baseline year's emissions, tCO2e."),
-        number_variable("baseline_year", "Baseline year", 2024, "The year the baseline was measured."),
-        number_variable("target_year", "Target year", 2030, "The year the target is due."),
-        number_variable("target_percent", "Target cut %", 50, "The cut in tCO2e against the baseline by the "
-                        "target year."),
-        number_variable("year", "Year shown", 2026, "The year the range shows (for its trajectory point)."),
+        number_variable("baseline_tco2e", "Baseline tCO2e/yr", 100, "The baseline's emissions per year."),
+        number_variable("trajectory_tco2e", "Trajectory now, tCO2e/yr", 90, "Where the straight line from the "
+                        "baseline to the next tCO2e target stands today (greenwatch dashboards publish sets it "
+                        "from the config's commitment, as greenwatch commitment computes it)."),
+        number_variable("target_tco2e", "Target tCO2e/yr", 50, "The next tCO2e target, per year."),
         number_variable("fixed_factor", "Fixed kgCO2e/kWh", 0.207, "One carbon factor for every year, so a "
                         "greener grid is not mistaken for saved energy (DESNZ 2024 UK electricity: 0.20705)."),
     ]
     return (
         _dashboard("gw-commitment", "greenwatch: Commitment tracker",
                    "Emissions against the straight-line trajectory from baseline to target. The range is "
-                   "this year to date; pick a past year to see it whole. Set the commitment in the "
-                   "variables (greenwatch dashboards publish fills them from the config's commitment).",
+                   "this year to date; pick a past year to see it whole. greenwatch dashboards publish sets "
+                   "the baseline, trajectory and target from the config's commitment.",
                    variables, time_from="now/y")
         .with_row(row("This year"))
         .with_panel(single("tCO2e to date", "Emitted over the range, each hour at its own carbon factor.",
@@ -320,27 +316,26 @@ def commitment() -> sdk.Dashboard:
                            "none", 1, w=6))
         .with_panel(single("tCO2e per year at this rate", "The range's emissions scaled to a full year, "
                            "site by site, summed.", InfluxQL(annualised), "none", 1, w=6))
-        .with_panel(single("Trajectory allowance", "This year's point on the straight line from the "
-                           "baseline ($baseline_tco2e t in $baseline_year) to $target_percent % less in "
-                           "$target_year.",
-                           InfluxQL('SELECT last("kgco2e") * 0 + ' + allowance + ' FROM "site_energy" WHERE '
+        .with_panel(single("Trajectory now", "Where the straight line from the baseline "
+                           "($baseline_tco2e tCO2e/yr) to the target ($target_tco2e tCO2e/yr) stands today.",
+                           InfluxQL('SELECT last("kgco2e") * 0 + $trajectory_tco2e FROM "site_energy" WHERE '
                                     '$timeFilter AND ' + SITE), "none", 1, w=6))
         .with_panel(single("Ahead (-) or behind (+)", "tCO2e per year at this rate minus the trajectory "
-                           "allowance: positive is behind by that many tCO2e a year.",
-                           InfluxQL('SELECT last("t") - ' + allowance + ' FROM (' + annualised.replace(
+                           "now: positive is behind by that many tCO2e a year.",
+                           InfluxQL('SELECT last("t") - $trajectory_tco2e FROM (' + annualised.replace(
                                'SELECT sum("t") FROM', 'SELECT sum("t") AS "t" FROM') + ')'),
                            "none", 1, steps((None, "green"), (0, "red")), w=6))
         .with_row(row("Actual against trajectory and target"))
         .with_panel(series("Emissions per day against trajectory and target", "tCO2e per day (all selected "
-                           "sites) against this year's allowance per day and the target's.",
+                           "sites) against the trajectory's and the target's per day.",
                            [InfluxQL('SELECT sum("kgco2e") / 1000 FROM "site_energy" WHERE $timeFilter AND '
                                      + SITE + ' GROUP BY time(1d) fill(none)', alias="actual"),
-                            InfluxQL('SELECT last("kgco2e") * 0 + ' + allowance + ' / 365 FROM "site_energy" '
+                            InfluxQL('SELECT last("kgco2e") * 0 + $trajectory_tco2e / 365 FROM "site_energy" '
                                      'WHERE $timeFilter AND ' + SITE + ' GROUP BY time(1d) fill(none)', "B",
                                      alias="trajectory"),
-                            InfluxQL('SELECT last("kgco2e") * 0 + $baseline_tco2e * (1 - $target_percent / 100) '
-                                     '/ 365 FROM "site_energy" WHERE $timeFilter AND ' + SITE
-                                     + ' GROUP BY time(1d) fill(none)', "C", alias="target")],
+                            InfluxQL('SELECT last("kgco2e") * 0 + $target_tco2e / 365 FROM "site_energy" '
+                                     'WHERE $timeFilter AND ' + SITE + ' GROUP BY time(1d) fill(none)', "C",
+                                     alias="target")],
                            "none", 3, w=24))
         .with_panel(series("Cumulative tCO2e this range", "Running total of emissions over the range.",
                            [InfluxQL('SELECT cumulative_sum(sum("kgco2e")) / 1000 FROM "site_energy" WHERE '

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import datetime as dt
 from pathlib import Path
 
 from rich.console import Console
 
 from dashboards import build
 from dashboards.publish import PublishError, publish
-from greenwatch.config import load_config
+from greenwatch.config import Config, load_config
+from greenwatch.core.influx import InfluxError
 from greenwatch.core.yamlfile import InputError, load_yaml, problem_at
 
 COMMANDS = ("dashboards",)
@@ -54,8 +57,11 @@ def _publish(path: Path, force: bool) -> int:
         loc: tuple[object, ...] = ("grafana",) if isinstance(data, dict) and "grafana" in data else ()
         raise InputError([problem_at(path, node, loc, "no token: expected token: ${GRAFANA_TOKEN} (a "
                                      "service-account token), {env: NAME} or {file: PATH}")])
+    # The config's own grafana.variables win over what the commitment gives.
+    variables = {**asyncio.run(commitment_variables(config)), **config.grafana.variables}
     try:
-        done = publish(config.grafana, config.influxdb, build.load(), force=force)
+        done = publish(config.grafana.model_copy(update={"variables": variables}), config.influxdb, build.load(),
+                       force=force)
     except PublishError as exc:
         err.print(f"greenwatch dashboards publish: {exc}", markup=False, highlight=False)
         return EXIT_BAD_INPUT if exc.bad_input else EXIT_FAILED
@@ -65,3 +71,37 @@ def _publish(path: Path, force: bool) -> int:
     out.print(f"{config.grafana.url}: {len(done.created)} created, {len(done.updated)} updated, "
               f"{len(done.unchanged)} unchanged", highlight=False)
     return EXIT_OK
+
+
+async def commitment_variables(config: Config, now: dt.datetime | None = None) -> dict[str, float]:
+    """The commitment tracker's numbers as `greenwatch commitment` computes them (the
+    next tCO2e target's baseline, trajectory today and target; the fixed factor; the
+    lowest PUE ceiling), read once at publish. Empty without a commitment; on an
+    InfluxDB error, said, and the dashboard keeps its defaults."""
+    if config.commitment is None:
+        return {}
+    from reports.commitment import commitment_progress
+    from rules.runner import query_client
+
+    now = now or dt.datetime.now(dt.UTC)
+    client = query_client(config.influxdb)
+    try:
+        report = await commitment_progress(config, client, now)
+    except (InfluxError, OSError, asyncio.TimeoutError) as exc:
+        err.print(f"commitment figures not read ({exc}): the commitment tracker keeps its variables as they are",
+                  markup=False, highlight=False)
+        return {}
+    finally:
+        await client.close()
+    values: dict[str, float] = {"fixed_factor": report.fixed_factor}
+    tco2e = sorted((t for t in report.targets if t.metric == "tco2e"), key=lambda t: t.year)
+    if tco2e:
+        t = next((t for t in tco2e if t.year >= now.year), tco2e[-1])
+        for name, value in (("baseline_tco2e", t.baseline), ("trajectory_tco2e", t.trajectory),
+                            ("target_tco2e", t.target)):
+            if value is not None:
+                values[name] = round(value, 3)
+    pue = [t.target for t in report.targets if t.metric == "pue"]
+    if pue:
+        values["pue_target"] = min(pue)
+    return values

@@ -140,3 +140,40 @@ def test_grafana_unreachable_is_named(tmp_path, capsys) -> None:
     path = _config(tmp_path, f"http://127.0.0.1:{free_tcp_port()}")
     assert main(["dashboards", "publish", "--config", str(path)]) == 1
     assert "cannot reach Grafana at http://127.0.0.1:" in capsys.readouterr().err
+
+
+def test_the_commitment_sets_the_trackers_numbers(grafana, influxdb, influx_db: str, tmp_path, capsys) -> None:
+    """Baseline, trajectory today and target of the next tCO2e target, the fixed
+    factor and the PUE ceiling go into the commitment tracker's variables, as a hand
+    computation of the straight line gives them; grafana.variables still win."""
+    import datetime as dt
+
+    path = _config(tmp_path, grafana.url, extra="  variables: {fixed_factor: 0.2}\n")
+    text = path.read_text().replace("url: http://127.0.0.1:8086\n  database: estate",
+                                    f"url: {influxdb.url}\n  database: {influx_db}")
+    path.write_text(text + """commitment:
+  baseline: {from: 2024-01-01, to: 2025-01-01, tco2e: 120}
+  fixed_factor: 0.18
+  targets:
+    - {year: 2030, metric: tco2e, cut_percent: 50}
+    - {year: 2028, metric: pue, site: dc, max: 1.5}
+sites:
+  - name: dc
+""")
+    before = dt.datetime.now(dt.UTC)
+    assert main(["dashboards", "publish", "--config", str(path)]) == 0
+    after = dt.datetime.now(dt.UTC)
+    board = grafana.state.dashboards["gw-commitment"]["dashboard"]
+    values = {v["name"]: float(v["query"]) for v in board["templating"]["list"] if v["type"] == "textbox"}
+    # A straight line from 120 t/yr at the baseline's end (2025-01-01) to 60 t/yr at
+    # the end of 2030; 2024 is a leap year, so the baseline's 366 days scale to 365.
+    start, end = dt.datetime(2025, 1, 1, tzinfo=dt.UTC), dt.datetime(2031, 1, 1, tzinfo=dt.UTC)
+    baseline = 120 * 365 / 366
+    lows = [baseline + (baseline / 2 - baseline) * (t - start) / (end - start) for t in (before, after)]
+    assert values["baseline_tco2e"] == pytest.approx(baseline, abs=1e-3)
+    assert values["target_tco2e"] == pytest.approx(baseline / 2, abs=1e-3)
+    assert min(lows) - 1e-3 <= values["trajectory_tco2e"] <= max(lows) + 1e-3
+    assert values["fixed_factor"] == 0.2  # the config's grafana.variables win over the commitment's 0.18
+    pue = next(v for v in grafana.state.dashboards["gw-datacentre"]["dashboard"]["templating"]["list"]
+               if v["name"] == "pue_target")
+    assert pue["query"] == "1.5"
