@@ -16,6 +16,8 @@ from typing import Any
 from prometheus_client.parser import text_string_to_metric_families
 
 TOKEN = "ops-test-token-0123456789abcdef"
+# These tests are not about the weekly report: keep the service from writing one.
+NO_REPORT = "report:\n  schedule: false\n"
 
 
 def free_port() -> int:

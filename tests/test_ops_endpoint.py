@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 from collectorhelp import RECORDINGS, Running, greenwatch, write_config
-from opshelp import TOKEN, free_port, get, get_json, http_block, metrics, value, wait_until
+from opshelp import NO_REPORT, TOKEN, free_port, get, get_json, http_block, metrics, value, wait_until
 from realparts.influx import start_influx_server
 
 
@@ -61,7 +61,7 @@ def test_endpoint_health_metrics_auth_findings_status_and_json_logs(tmp_path, pd
                   address: {silent_agent}
                   snmp: {{version: 2c, community: public}}
                   profile: ups-mib
-            """, interval="2s", extra=http_block(port, max_spool_age="3s") + "logging:\n  format: json\n")
+            """, interval="2s", extra=http_block(port, max_spool_age="3s") + "logging:\n  format: json\n" + NO_REPORT)
         run = Running(config, tmp_path / "run.log")
         try:
             run.wait_for("HTTP endpoint on")
@@ -186,7 +186,7 @@ def test_port_in_use_is_logged_and_polling_goes_on(tmp_path, pdu_agent, influxdb
                 - name: pdu-a1
                   address: {pdu_agent.address}
                   snmp: {{version: 2c, community: pdu-a1}}
-            """, interval="1s", extra=http_block(port))
+            """, interval="1s", extra=http_block(port) + NO_REPORT)
         run = Running(config, tmp_path / "run.log")
         try:
             run.wait_for(f"HTTP endpoint not started: cannot listen on 127.0.0.1:{port}")

@@ -12,7 +12,7 @@ import time
 import pytest
 import yaml
 from collectorhelp import RECORDINGS, Running, write_config
-from opshelp import free_port, http_block, metrics, value
+from opshelp import NO_REPORT, free_port, http_block, metrics, value
 
 RECORDING = RECORDINGS / "apc-rpdu2.snmprec"
 
@@ -42,7 +42,7 @@ def test_sighup_adds_changes_removes_and_refuses_a_bad_config(tmp_path, agent, i
 
     def config(names: dict[str, str], colour: bool = False):
         return write_config(tmp_path, influxdb.url, influx_db, sites(agent, names, colour), interval="1s",
-                            extra=http_block(port))
+                            extra=http_block(port) + NO_REPORT)
 
     path = config({"pdu-a": "A1", "pdu-b": "B1", "pdu-c": "C1"})
     run = Running(path, tmp_path / "run.log")
