@@ -17,7 +17,6 @@ from grafana_foundation_sdk.builders import text
 from grafana_foundation_sdk.models import dashboard as dm
 
 from .sdk import (
-    DATASOURCE,
     FindingsAnnotation,
     InfluxQL,
     bars,

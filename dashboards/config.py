@@ -10,6 +10,11 @@ from pydantic import Field, ValidationInfo, field_validator
 from greenwatch.core.config import Secret, Strict, http_url, tls_ca_file
 
 
+# The dashboards' number (text-box) variables a config may set (tests keep this in step
+# with dashboards/boards.py).
+NUMBER_VARIABLES = ("pue_target", "baseline_tco2e", "trajectory_tco2e", "target_tco2e", "fixed_factor")
+
+
 class GrafanaConfig(Strict):
     # Grafana's base URL (a sub-path such as https://host/grafana is kept).
     url: str = "http://127.0.0.1:3000"
@@ -25,14 +30,23 @@ class GrafanaConfig(Strict):
     # default: the influxdb section's URL.
     influxdb_url: str | None = None
     timeout: float = Field(10.0, gt=0, le=300)
-    # Values for the dashboards' number variables, set on publish: pue_target,
-    # baseline_tco2e, baseline_year, target_year, target_percent, year, fixed_factor.
-    variables: dict[str, float] = {}
+    # Values for the dashboards' number variables, set on publish (pue_target,
+    # baseline_tco2e, trajectory_tco2e, target_tco2e, fixed_factor): over what the
+    # config's commitment gives.
+    variables: dict[str, float] = {}  # noqa: RUF012 (pydantic copies field defaults)
 
     @field_validator("url", "influxdb_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         return None if value is None else http_url(value)
+
+    @field_validator("variables")
+    @classmethod
+    def _known_variables(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = sorted(set(value) - set(NUMBER_VARIABLES))
+        if unknown:
+            raise ValueError(f"unknown variables {unknown}: expected some of {', '.join(NUMBER_VARIABLES)}")
+        return value
 
     @field_validator("ca_file")
     @classmethod

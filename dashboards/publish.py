@@ -17,7 +17,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from grafana_client import GrafanaApi
-from grafana_client.client import GrafanaClientError, GrafanaException, GrafanaUnauthorizedError, TokenAuth
+from grafana_client.client import (
+    GrafanaClientError,
+    GrafanaException,
+    GrafanaUnauthorizedError,
+    TokenAuth,
+)
 
 from greenwatch.core.config import InfluxConfig
 

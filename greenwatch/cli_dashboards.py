@@ -87,7 +87,7 @@ async def commitment_variables(config: Config, now: dt.datetime | None = None) -
     client = query_client(config.influxdb)
     try:
         report = await commitment_progress(config, client, now)
-    except (InfluxError, OSError, asyncio.TimeoutError) as exc:
+    except (TimeoutError, InfluxError, OSError) as exc:
         err.print(f"commitment figures not read ({exc}): the commitment tracker keeps its variables as they are",
                   markup=False, highlight=False)
         return {}

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import yaml
+from grafana_queries import panels
 
 from dashboards import build
 from dashboards.sdk import DATASOURCE_UID
-from grafana_queries import panels
 from greenwatch.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,3 +93,18 @@ def test_provisioning_and_compose_agree_with_the_json() -> None:
     # the data source reaches the compose InfluxDB and its database
     assert source["url"] == "http://influxdb:8086"
     assert compose["services"]["influxdb"]["environment"]["INFLUXDB_DB"] == source["jsonData"]["dbName"]
+
+
+def test_the_config_knows_every_number_variable() -> None:
+    from dashboards.config import NUMBER_VARIABLES
+
+    textboxes = {v["name"] for m in build.load() for v in m["templating"]["list"] if v["type"] == "textbox"}
+    assert textboxes == set(NUMBER_VARIABLES)
+
+
+def test_an_unknown_variable_in_the_config_is_file_and_line(tmp_path, capsys) -> None:
+    path = tmp_path / "greenwatch.yaml"
+    path.write_text("grafana:\n  token: x\n  variables:\n    pue_targte: 1.4\n")
+    assert main(["dashboards", "publish", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:4:" in err and "pue_targte" in err and "pue_target" in err

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from grafana_standin import GrafanaStandin
 
 from dashboards.build import load
 from dashboards.sdk import DATASOURCE_UID
-from grafana_standin import GrafanaStandin
 from greenwatch.cli import main
 
 TOKEN = "glsa_standin_0123456789abcdef"

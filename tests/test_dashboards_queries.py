@@ -16,18 +16,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from grafana_queries import Range, fill, has_numbers, panels, values_of, variable_value
 
 from dashboards.build import load
 from dashboards.sdk import DATASOURCE_UID
 from energy.intensity import cache_dir_beside
 from energy.rollup import Rollup, site_inputs
-from grafana_queries import Range, fill, has_numbers, panels, values_of, variable_value
 from greenwatch.config import load_config
 from rules.runner import engine_from, query_client
 from simulate.estate import write_estate_config
 from simulate.history import write_history
 
-END = dt.datetime(2026, 11, 23, tzinfo=dt.timezone.utc)  # a Monday: the week before is whole
+END = dt.datetime(2026, 11, 23, tzinfo=dt.UTC)  # a Monday: the week before is whole
 DAYS = 7
 # Five-minute samples: the same curves as one-minute ones at a fifth of the points
 # (the rollup bridges gaps up to 5 minutes, so energy stays whole).
