@@ -34,6 +34,7 @@ differences in how it gets there, all forced by what gufo-snmp 0.13 offers:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import ipaddress
 import socket
@@ -155,6 +156,8 @@ class GufoEngine:
         self._max_sessions = max_sessions
         self._max_agents = max_agents
         self._reference: PysnmpEngine | None = None
+        # The reference engine being built in a worker thread (see _reference_engine).
+        self._building: asyncio.Future[PysnmpEngine] | None = None
         # How often the reference engine was asked (typing, diagnosis): for tests
         # and benchmarks to see that a warm device is read by gufo alone.
         self.reference_calls = 0
@@ -164,6 +167,7 @@ class GufoEngine:
     async def get(self, target: Target, oids: Sequence[str]) -> dict[str, Var | None]:
         if not oids:
             return {}
+        self._build_reference()  # a device's first GET is soon followed by typing walks
         wanted = [_normal(oid) for oid in oids]
         key = _agent_key(target)
         async with self._lock(key):
@@ -208,7 +212,7 @@ class GufoEngine:
             fresh = [col for col in columns if normal[col] not in types.walked]
             if fresh:
                 self.reference_calls += 1
-                rows = await self._reference_engine().walk(target, [normal[c] for c in fresh])
+                rows = await (await self._reference_engine()).walk(target, [normal[c] for c in fresh])
                 for col in fresh:
                     result[col] = rows[normal[col]]
                     _learn_column(types, normal[col], result[col])
@@ -248,9 +252,21 @@ class GufoEngine:
                     result[col][suffix] = _var(learned.get(oid) or _guess(raw[oid]), raw[oid])
             return result
 
+    @property
+    def reference_ready(self) -> bool:
+        """Whether the reference engine (for typing) is built: for tests and benchmarks."""
+        return self._reference is not None or (
+            self._building is not None and self._building.done() and self._building.exception() is None)
+
     async def close(self) -> None:
         self._sessions.clear()  # gufo closes a socket when its session is dropped
         self._locks.clear()
+        if self._reference is None and self._building is not None:
+            # A thread cannot be cancelled: wait for the build, to close what it made
+            # (a failed build made nothing to close).
+            with contextlib.suppress(Exception):
+                self._reference = await self._building
+        self._building = None
         if self._reference is not None:
             await self._reference.close()
             self._reference = None
@@ -410,11 +426,27 @@ class GufoEngine:
 
     # -- types from the reference engine ------------------------------------------
 
-    def _reference_engine(self) -> PysnmpEngine:
-        if self._reference is None:
-            from .pysnmp_engine import PysnmpEngine
+    def _build_reference(self) -> asyncio.Future[PysnmpEngine]:
+        """Start building the reference engine, once. Importing pysnmp and making its
+        engine takes most of a second of pure Python: done on the event loop, a
+        device's first poll would hold up every other device's poll that long, so it
+        runs in a worker thread (the loop keeps its turns through the GIL)."""
+        if self._building is None:
+            self._building = asyncio.ensure_future(asyncio.to_thread(_new_reference))
+        return self._building
 
-            self._reference = PysnmpEngine()
+    async def _reference_engine(self) -> PysnmpEngine:
+        if self._reference is None:
+            building = self._build_reference()
+            try:
+                # Shielded: a poll cancelled while waiting must not cancel the build
+                # that other devices wait on too.
+                self._reference = await asyncio.shield(building)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self._building = None  # let the next poll try again
+                raise
         return self._reference
 
     async def _learn_oids(self, target: Target, types: _Types, oids: list[str]) -> dict[str, str]:
@@ -423,7 +455,7 @@ class GufoEngine:
         unique = list(dict.fromkeys(oids))
         for start in range(0, len(unique), _PROBE_CHUNK):
             self.reference_calls += 1
-            got = await self._reference_engine().get(target, unique[start : start + _PROBE_CHUNK])
+            got = await (await self._reference_engine()).get(target, unique[start : start + _PROBE_CHUNK])
             for oid, var in got.items():
                 if var is not None:
                     learned[oid] = var.type
@@ -434,7 +466,7 @@ class GufoEngine:
         """gufo says only "authentication failed" for every Report; pysnmp names it."""
         self.reference_calls += 1
         try:
-            await self._reference_engine().get(target, [_SYS_UPTIME])
+            await (await self._reference_engine()).get(target, [_SYS_UPTIME])
         except SnmpError as exc:
             return _v3_message(str(exc))
         return (
@@ -444,6 +476,12 @@ class GufoEngine:
 
 
 # -- helpers ----------------------------------------------------------------------
+
+
+def _new_reference() -> PysnmpEngine:
+    from .pysnmp_engine import PysnmpEngine
+
+    return PysnmpEngine()
 
 
 def _agent_key(target: Target) -> tuple:

@@ -1,33 +1,36 @@
 """The reference SNMP engine, on pysnmp 7's asyncio API.
 
-Numeric OIDs only (lookupMib=False): MIB lookups halve pysnmp's speed and the
-profiles already carry numeric OIDs.
+Numeric OIDs only: MIB lookups halve pysnmp's speed and the profiles already carry
+numeric OIDs. Requests go one level below pysnmp's hlapi (`get_cmd`, `bulk_cmd`):
+hlapi resolves every request varbind through the MIB view even with
+`lookupMib=False`, which cost a fifth of a poll when a GETBULK carries a table's
+columns side by side. The engine configures targets with hlapi's own configurator
+(LCD) and hands plain (OID, Null) varbinds to pysnmp's command generators, which
+is all hlapi does after the resolution.
 """
 
 from __future__ import annotations
 
+import asyncio
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from pyasn1.error import PyAsn1Error
 from pyasn1.type import univ
 from pysnmp.entity import config as _config
+from pysnmp.entity.rfc3413 import cmdgen as _cmdgen
 from pysnmp.hlapi.v3arch.asyncio import (
     CommunityData,
     ContextData,
-    ObjectIdentity,
-    ObjectType,
     Udp6TransportTarget,
     UdpTransportTarget,
     UsmUserData,
-    bulk_cmd,
-    get_cmd,
-    next_cmd,
 )
 from pysnmp.hlapi.v3arch.asyncio import (
     SnmpEngine as _PySnmpEngine,
 )
 from pysnmp.hlapi.v3arch.asyncio import auth as _auth
-from pysnmp.hlapi.varbinds import CommandGeneratorVarBinds
+from pysnmp.hlapi.v3arch.asyncio.cmdgen import LCD as _LCD
 from pysnmp.proto import rfc1902, rfc1905
 
 from .engine import (
@@ -82,18 +85,31 @@ _NO_VALUE = (rfc1905.NoSuchObject, rfc1905.NoSuchInstance, rfc1905.EndOfMibView,
 
 
 def _convert(value: object) -> Var | None:
+    convert = _CONVERTERS.get(value.__class__)
+    if convert is None:
+        convert = _CONVERTERS[value.__class__] = _converter_for(value)
+    return convert(value)
+
+
+def _converter_for(value: object) -> Callable[[object], Var | None]:
+    """How to turn values of `value`'s class into a Var: the first matching entry of
+    `_TYPES` (subclasses included), decided once per class rather than per value."""
     if isinstance(value, _NO_VALUE):
-        return None
+        return lambda v: None
     if isinstance(value, rfc1902.IpAddress):
-        return Var(IPADDRESS, ".".join(str(b) for b in bytes(value)))
+        return lambda v: Var(IPADDRESS, ".".join(str(b) for b in bytes(v)))  # type: ignore[call-overload]
     for cls, name in _TYPES:
         if isinstance(value, cls):
             if name == OCTETS or name == OPAQUE:
-                return Var(name, bytes(value))
+                return lambda v, name=name: Var(name, bytes(v))  # type: ignore[call-overload]
             if name == OID:
-                return Var(OID, str(value))
-            return Var(name, int(value))
-    return None
+                return lambda v: Var(OID, str(v))
+            return lambda v, name=name: Var(name, int(v))  # type: ignore[call-overload]
+    return lambda v: None
+
+
+# Class -> converter, filled as classes are met (a handful of pyasn1 classes).
+_CONVERTERS: dict[type, Callable[[object], Var | None]] = {}
 
 
 def _describe(indication: object) -> str:
@@ -122,6 +138,8 @@ class PysnmpEngine:
         self._v3_users: list[dict[str, tuple]] = [{}]
         self._transports: dict[tuple[str, int, float, int], object] = {}
         self._widened: set[tuple[int, tuple[int, ...]]] = set()
+        # Per target: its auth data and context, built once (pysnmp's LCD caches by them).
+        self._request_data: dict[Target, tuple[object, ContextData]] = {}
 
     def _engine_for(self, target: Target) -> _PySnmpEngine:
         """pysnmp keeps one set of keys per SNMPv3 user name in an engine: two devices
@@ -184,20 +202,29 @@ class PysnmpEngine:
             self._transports[key] = transport
         return transport
 
+    async def _send(self, target: Target, generator: type, varbinds: list, *bulk: int) -> tuple:
+        """One request through pysnmp's command generator (GET, GETNEXT, or GETBULK
+        when `bulk` holds non-repeaters and max-repetitions): (error indication,
+        error status, error index, reply varbinds as (ObjectName, value) pairs)."""
+        transport = await self._transport(target)
+        engine = self._engine_for(target)
+        data = self._request_data.get(target)
+        if data is None:
+            data = self._request_data[target] = (self._auth_data(target), ContextData(contextName=target.context))
+        auth, context = data
+        addr_name, _params = _LCD.configure(engine, auth, transport, context.contextName)
+        future: asyncio.Future[tuple] = asyncio.get_running_loop().create_future()
+        generator().send_varbinds(engine, addr_name, context.contextEngineId, context.contextName,
+                                  *bulk, varbinds, _on_reply, future)
+        reply = await future
+        self._widen_receive_buffer(engine, transport)
+        return reply
+
     async def get(self, target: Target, oids: Sequence[str]) -> dict[str, Var | None]:
         if not oids:
             return {}
-        transport = await self._transport(target)
-        engine = self._engine_for(target)
-        indication, status, index, var_binds = await get_cmd(
-            engine,
-            self._auth_data(target),
-            transport,
-            ContextData(contextName=target.context),
-            *[ObjectType(ObjectIdentity(oid)) for oid in oids],
-            lookupMib=False,
-        )
-        self._widen_receive_buffer(engine, transport)
+        indication, status, index, var_binds = await self._send(
+            target, _cmdgen.GetCommandGenerator, [(_object_name(oid), _NULL) for oid in oids])
         if indication:
             raise SnmpError(_describe(indication))
         if status:
@@ -218,34 +245,26 @@ class PysnmpEngine:
         result: dict[str, dict[str, Var]] = {col: {} for col in columns}
         if not columns:
             return result
-        transport = await self._transport(target)
-        auth = self._auth_data(target)
-        engine = self._engine_for(target)
-        context = ContextData(contextName=target.context)
-        # Cursor per column still being walked: column -> last OID seen.
-        cursors = {col: col for col in columns}
-        cursor_keys = {col: _oid_key(col) for col in columns}
-        prefixes = {col: col + "." for col in columns}
+        # OIDs as tuples of ints throughout: comparing and slicing them is much
+        # cheaper than pyasn1's str() of every reply OID.
+        column_keys = {col: _oid_key(col) for col in columns}
+        # Cursor per column still being walked: column -> last OID seen (as sent).
+        cursors = {col: _object_name(col) for col in columns}
+        cursor_keys = dict(column_keys)
         while cursors:
             active = list(cursors)
+            varbinds = [(cursors[c], _NULL) for c in active]
             if target.version == "1":
-                indication, status, index, var_binds = await next_cmd(
-                    engine, auth, transport, context,
-                    *[ObjectType(ObjectIdentity(cursors[c])) for c in active],
-                    lookupMib=False,
-                )
+                indication, status, index, var_binds = await self._send(
+                    target, _cmdgen.NextCommandGenerator, varbinds)
                 rows = [var_binds] if not indication and not status else []
             else:
-                indication, status, index, var_binds = await bulk_cmd(
-                    engine, auth, transport, context,
-                    0, max(1, target.max_repetitions // len(active)),
-                    *[ObjectType(ObjectIdentity(cursors[c])) for c in active],
-                    lookupMib=False,
-                )
+                indication, status, index, var_binds = await self._send(
+                    target, _cmdgen.BulkCommandGenerator, varbinds,
+                    0, max(1, target.max_repetitions // len(active)))
                 # A GETBULK reply interleaves the columns row by row.
                 width = len(active)
                 rows = [var_binds[i : i + width] for i in range(0, len(var_binds), width)]
-            self._widen_receive_buffer(engine, transport)
             if indication:
                 raise SnmpError(_describe(indication))
             if status:
@@ -257,18 +276,20 @@ class PysnmpEngine:
                 for col, (name, value) in zip(active, row):
                     if col in finished:
                         continue
-                    oid = str(name)
-                    if isinstance(value, rfc1905.EndOfMibView) or not oid.startswith(prefixes[col]):
-                        finished.add(col)
+                    key = name.asTuple()
+                    column_key = column_keys[col]
+                    cut = len(column_key)
+                    if (isinstance(value, rfc1905.EndOfMibView) or len(key) <= cut
+                            or key[:cut] != column_key):
+                        finished.add(col)  # the agent left the column
                         continue
-                    key = _oid_key(oid)
                     if key <= cursor_keys[col]:
                         finished.add(col)  # agent went backwards: stop, not loop
                         continue
-                    cursors[col], cursor_keys[col] = oid, key
+                    cursors[col], cursor_keys[col] = name, key
                     var = _convert(value)
                     if var is not None:
-                        result[col][oid[len(prefixes[col]) :]] = var
+                        result[col][".".join(map(str, key[cut:]))] = var
             if not rows:
                 finished.update(active)
             for col in finished:
@@ -281,13 +302,28 @@ class PysnmpEngine:
 
 
 def _new_engine() -> _PySnmpEngine:
-    engine = _PySnmpEngine()
-    # pysnmp builds its MIB view (and, where pysmi is installed, a MIB compiler) on
-    # the first request: up to a second or two with the event loop blocked. Pay that
-    # here, before any device is scheduled, not inside the first polls.
-    CommandGeneratorVarBinds().make_varbinds(engine.cache, (ObjectType(ObjectIdentity(SYS_OBJECT_ID)),))
-    return engine
+    # No MIB view is built: requests bypass hlapi's varbind resolution, which was
+    # its only user here (and took most of a second on the event loop).
+    return _PySnmpEngine()
 
 
 def _oid_key(oid: str) -> tuple[int, ...]:
     return tuple(int(p) for p in oid.split(".") if p)
+
+
+def _object_name(oid: str) -> rfc1902.ObjectName:
+    """A numeric OID as pysnmp sends it; a malformed one is the caller's error."""
+    try:
+        return rfc1902.ObjectName(oid.strip().lstrip("."))
+    except PyAsn1Error as exc:
+        raise SnmpError(f"not a numeric OID: {oid!r} ({exc})") from None
+
+
+_NULL = univ.Null("")
+
+
+def _on_reply(engine: object, handle: object, indication: object, status: object, index: object,
+              var_binds: object, future: asyncio.Future[tuple]) -> None:
+    """pysnmp's callback for one request: the reply goes to the awaiting coroutine."""
+    if not future.cancelled():
+        future.set_result((indication, status, index, var_binds))

@@ -1,0 +1,174 @@
+"""The SNMP engines' speed paths must not change what is read, nor hold up other devices.
+
+- A device's first poll with the gufo engine needs the reference (pysnmp) engine to
+  learn the SMI types; building it (importing pysnmp, making its engine) is most of a
+  second of pure Python. It is built in a worker thread, so an HTTP device polled
+  beside a first-time SNMP device is not held up. The test orders events rather than
+  timing them: the HTTP meter answers only once the SNMP agent's reply to the first
+  GET has gone back through a UDP relay, and the HTTP poll must then finish while the
+  reference engine is still being built. Built on the event loop, as it was, the
+  build would run to the end before the HTTP reply could be read.
+- The pysnmp engine goes below pysnmp's hlapi (no MIB view at all): its walks must
+  still read exactly what a net-snmp `snmpwalk` reads, types included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+
+import pytest
+from aiohttp import web
+
+from collector.config import Defaults, Device
+from collector.http_power import HttpPowerSource
+from collector.snmp.engine import COUNTER32, GAUGE, INTEGER, OCTETS, OID, TIMETICKS, Target
+from collector.snmp.gufo_engine import GufoEngine
+from collector.snmp.pysnmp_engine import PysnmpEngine
+from greenwatch.config import Site
+from snmphelp import make_source
+
+
+class UdpRelay(asyncio.DatagramProtocol):
+    """Forwards SNMP requests from clients to one agent and the replies back, and
+    notes each reply as it passes (a real relay between real sockets)."""
+
+    def __init__(self, agent: tuple[str, int]) -> None:
+        self.agent = agent
+        self.replies = 0
+        self.first_reply = asyncio.Event()
+        self.transport: asyncio.DatagramTransport | None = None
+        self._upstream: dict[tuple[str, int], asyncio.DatagramTransport] = {}
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, client: tuple[str, int]) -> None:
+        upstream = self._upstream.get(client)
+        if upstream is not None:
+            upstream.sendto(data)
+            return
+        asyncio.ensure_future(self._open(client, data))
+
+    async def _open(self, client: tuple[str, int], first: bytes) -> None:
+        relay = self
+
+        class Back(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, _addr: tuple[str, int]) -> None:
+                assert relay.transport is not None
+                relay.transport.sendto(data, client)
+                relay.replies += 1
+                relay.first_reply.set()
+
+        loop = asyncio.get_running_loop()
+        upstream, _ = await loop.create_datagram_endpoint(Back, remote_addr=self.agent)
+        self._upstream[client] = upstream
+        upstream.sendto(first)
+
+    def close(self) -> None:
+        for upstream in self._upstream.values():
+            upstream.close()
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def test_first_gufo_poll_does_not_hold_up_an_http_device(snmpd):
+    loop = asyncio.get_running_loop()
+    agent_host, agent_port = str(snmpd.address).rsplit(":", 1)
+    relay = UdpRelay((agent_host, int(agent_port)))
+    await loop.create_datagram_endpoint(lambda: relay, local_addr=("127.0.0.1", 0))
+    assert relay.transport is not None
+    relay_port = relay.transport.get_extra_info("sockname")[1]
+
+    engine = GufoEngine()  # fresh: no reference engine yet, nothing learned
+
+    async def meter(request: web.Request) -> web.Response:
+        # Answer only once the SNMP device's first reply is on its way back to the
+        # collector: the SNMP poll is then past its GET and needs the reference engine.
+        await relay.first_reply.wait()
+        return web.json_response({"power": 42.5})
+
+    app = web.Application()
+    app.router.add_get("/status", meter)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    http_port = runner.addresses[0][1]
+
+    snmp_source = make_source(engine, f"127.0.0.1:{relay_port}",
+                              {"version": "2c", "community": snmpd.community}, profile="net-snmp-linux")
+    http_device = Device.model_validate({"name": "plug-1", "http": {
+        "type": "json", "url": f"http://127.0.0.1:{http_port}/status", "fields": {"watts": {"path": "power"}}}})
+    http_source = HttpPowerSource(Site(name="office", devices=[http_device]), http_device, Defaults())
+
+    reference_built_when_http_done: list[bool] = []
+
+    async def http_poll():
+        result = await http_source.poll()
+        reference_built_when_http_done.append(engine.reference_ready)
+        return result
+
+    try:
+        snmp_result, http_result = await asyncio.wait_for(
+            asyncio.gather(snmp_source.poll(), http_poll()), timeout=60)
+    finally:
+        await http_source.close()
+        await engine.close()
+        await runner.cleanup()
+        relay.close()
+
+    assert http_result.error is None, http_result.error
+    assert [s.fields["watts"] for s in http_result.samples] == [42.5]
+    assert snmp_result.error is None, snmp_result.error
+    assert any(s.measurement == "host" or s.fields for s in snmp_result.samples)
+    # Every reply went through the relay: the GET, then the typing walks.
+    assert relay.replies > 1
+    # The HTTP poll ended while the reference engine was still being built.
+    assert reference_built_when_http_done == [False]
+
+
+def snmpwalk(snmpd, oid: str) -> dict[str, tuple[str, str]]:
+    """{index suffix: (net-snmp's type word, value text)} of one column, by net-snmp."""
+    out = subprocess.run(
+        ["snmpbulkwalk", "-v2c", "-c", snmpd.community, "-m", "", "-On", "-Oe", "-Cr10",
+         str(snmpd.address), oid], capture_output=True, text=True, timeout=30, check=True).stdout
+    rows = {}
+    for line in out.splitlines():
+        name, _, rest = line.partition(" = ")
+        kind, _, value = rest.partition(": ")
+        rows[name.lstrip(".")[len(oid) + 1 :]] = (kind, value)
+    return rows
+
+
+NET_SNMP_TYPES = {"INTEGER": INTEGER, "Gauge32": GAUGE, "Counter32": COUNTER32, "Timeticks": TIMETICKS,
+                  "STRING": OCTETS, "Hex-STRING": OCTETS, "OID": OID}
+
+
+@pytest.mark.parametrize("max_repetitions", [1, 7, 25])
+async def test_pysnmp_walk_below_hlapi_reads_what_net_snmp_reads(snmpd, max_repetitions):
+    host, port = str(snmpd.address).rsplit(":", 1)
+    target = Target(host, int(port), "2c", community=snmpd.community, timeout=5, retries=1,
+                    max_repetitions=max_repetitions)
+    # ifDescr, ifType, ifMtu, ifSpeed, ifOperStatus, ifInOctets; hrStorageType (OIDs),
+    # hrStorageDescr; sysORUpTime (TimeTicks): several columns side by side per GETBULK.
+    columns = [f"1.3.6.1.2.1.2.2.1.{i}" for i in (2, 3, 4, 5, 8)] + [
+        "1.3.6.1.2.1.25.2.3.1.2", "1.3.6.1.2.1.25.2.3.1.3", "1.3.6.1.2.1.1.9.1.4"]
+    engine = PysnmpEngine()
+    try:
+        got = await engine.walk(target, columns)
+        scalars = await engine.get(target, ["1.3.6.1.2.1.1.2.0", "1.3.6.1.2.1.1.99.0"])
+    finally:
+        await engine.close()
+    for column in columns:
+        expected = snmpwalk(snmpd, column)
+        assert expected, column
+        assert list(got[column]) == list(expected), column  # same rows, same order
+        for suffix, (kind, text) in expected.items():
+            var = got[column][suffix]
+            assert var.type == NET_SNMP_TYPES[kind], (column, suffix, var, kind)
+            if var.type == OID:
+                assert var.value == text.lstrip("."), (column, suffix)
+            elif var.type in (INTEGER, GAUGE):
+                assert str(var.value) == text.split("(")[-1].rstrip(")"), (column, suffix, text)
+    assert scalars["1.3.6.1.2.1.1.99.0"] is None
+    assert scalars["1.3.6.1.2.1.1.2.0"].type == OID
