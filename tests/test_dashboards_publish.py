@@ -177,3 +177,31 @@ sites:
     pue = next(v for v in grafana.state.dashboards["gw-datacentre"]["dashboard"]["templating"]["list"]
                if v["name"] == "pue_target")
     assert pue["query"] == "1.5"
+
+
+def test_a_renamed_folder_and_a_changed_data_source_are_put_right(grafana, tmp_path, capsys) -> None:
+    path = _config(tmp_path, grafana.url)
+    assert main(["dashboards", "publish", "--config", str(path)]) == 0
+    grafana.state.folders["green-it"].update(title="Renamed by hand", version=2)
+    grafana.state.datasources[DATASOURCE_UID]["jsonData"]["dbName"] = "elsewhere"
+    capsys.readouterr()
+    assert main(["dashboards", "publish", "--config", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "updated: folder green-it" in out and f"updated: data source {DATASOURCE_UID}" in out
+    assert "0 created, 2 updated, 6 unchanged" in out
+    assert grafana.state.folders["green-it"]["title"] == "Green IT"
+    assert grafana.state.datasources[DATASOURCE_UID]["jsonData"]["dbName"] == "estate"
+    assert len(grafana.state.datasources) == 1
+
+
+def test_influxdb_credentials_go_to_secure_json_and_are_not_read_back(grafana, tmp_path, capsys) -> None:
+    path = _config(tmp_path, grafana.url)
+    path.write_text(path.read_text().replace("database: estate", "database: estate\n  token: influx-secret-123"))
+    assert main(["dashboards", "publish", "--config", str(path)]) == 0
+    ds = grafana.state.datasources[DATASOURCE_UID]
+    assert ds["secureJsonData"] == {"httpHeaderValue1": "Token influx-secret-123"}
+    assert ds["jsonData"]["httpHeaderName1"] == "Authorization"
+    assert "influx-secret-123" not in capsys.readouterr().out
+    writes = list(grafana.state.writes)
+    assert main(["dashboards", "publish", "--config", str(path)]) == 0
+    assert grafana.state.writes == writes  # the secret, never read back, does not count as a change
