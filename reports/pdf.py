@@ -92,7 +92,10 @@ def render_pdf(f: WeeklyFigures, images: dict[str, bytes]) -> bytes:
         right = ParagraphStyle("r", parent=BODY, alignment=2, fontSize=7.5)
         rows = [[Paragraph(_escape(str(c)), right if 0 < i else BODY) for i, c in enumerate(row)]
                 for row in commitment["rows"]]
-        section.append(_table([commitment["header"], *rows], widths))
+        bold = ParagraphStyle("h", parent=right, fontName="Helvetica-Bold")
+        header = [Paragraph(_escape(h), bold if i else ParagraphStyle("hl", parent=BODY, fontName="Helvetica-Bold"))
+                  for i, h in enumerate(commitment["header"])]
+        section.append(_table([header, *rows], widths))
         if commitment.get("note"):
             section.append(Paragraph(_escape(commitment["note"]), NOTE))
     else:

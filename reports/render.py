@@ -31,7 +31,10 @@ def fmt(value: float | None, pattern: str, unit: str = "") -> str:
 
 
 def fmt_change(value: float | None) -> str:
-    return NA if value is None else format(value, "+.1%")
+    if value is None:
+        return NA
+    # A change that rounds to nothing is shown as nothing, not as "-0.0%".
+    return "0.0%" if abs(value) < 0.0005 else format(value, "+.1%")
 
 
 def fmt_cost(costs: dict[str, float]) -> str:
