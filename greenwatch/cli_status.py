@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from greenwatch.config import Config, load_config
-from greenwatch.core.influx import InfluxClient
+from greenwatch.core.influx import InfluxClient, InfluxError
 from greenwatch.http_api import open_findings, rfc3339
 from rules.runner import query_client
 
@@ -43,7 +43,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
 def dispatch(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     shard_index = int(args.shard.split("/")[0]) - 1 if args.shard else 0
-    devices, findings, source = asyncio.run(gather(config, shard_index))
+    try:
+        devices, findings, source = asyncio.run(gather(config, shard_index))
+    except InfluxError as exc:
+        err.print(f"greenwatch status: the service does not answer and InfluxDB cannot be read: {exc}",
+                  markup=False, highlight=False)
+        return EXIT_UNREACHABLE
     if args.json:
         out.print_json(json.dumps({"source": source, "devices": devices, "findings": findings}))
         return EXIT_OK
@@ -69,20 +74,30 @@ async def from_endpoint(config: Config, shard_index: int) -> tuple[list, list, s
     host = "127.0.0.1" if http.listen in ("0.0.0.0", "::") else http.listen
     base = f"{scheme}://{host}:{http.port + shard_index}"
     headers = {"Authorization": f"Bearer {http.token.get_secret_value()}"}
-    # Our own endpoint's certificate may be self-signed for the host: trust it as given.
-    ssl_context: ssl.SSLContext | bool = False if http.tls_cert else True
+    ssl_context: ssl.SSLContext | bool = True
+    if http.tls_cert:
+        # Trust exactly the endpoint's own certificate (often self-signed, or issued for
+        # a name other than the address asked): the token goes to nobody else.
+        ssl_context = ssl.create_default_context(cafile=str(http.tls_cert))
+        ssl_context.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
+        ssl_context.check_hostname = False
     timeout = aiohttp.ClientTimeout(total=5)
     try:
         async with aiohttp.ClientSession(timeout=timeout, headers=headers) as session:
-            answers = []
-            for path in ("/devices", "/findings"):
-                async with session.get(base + path, ssl=ssl_context) as response:
-                    if response.status != 200:
-                        return None
-                    answers.append(await response.json())
-    except (aiohttp.ClientError, TimeoutError, OSError):
+            async with session.get(base + "/devices", ssl=ssl_context) as response:
+                if response.status != 200:
+                    return None
+                devices = await response.json()
+            async with session.get(base + "/findings", ssl=ssl_context) as response:
+                # 502: the service runs but cannot read InfluxDB; its devices still stand.
+                body = await response.json()
+                ok = response.status == 200 and isinstance(body, list)
+                findings = body if ok else []
+                why = body.get("error") if isinstance(body, dict) else f"HTTP {response.status}"
+                source = f"the service at {base}" + ("" if ok else f" (findings unavailable: {why})")
+    except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
         return None
-    return answers[0], answers[1], f"the service at {base}"
+    return devices, findings, source
 
 
 async def devices_from_influx(client: InfluxClient) -> list[dict[str, Any]]:

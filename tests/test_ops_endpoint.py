@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
+import subprocess
 import time
+import urllib.error
 import urllib.request
 
 import pytest
@@ -149,6 +152,11 @@ def test_endpoint_health_metrics_auth_findings_status_and_json_logs(tmp_path, pd
             assert value(samples, "greenwatch_spool_pending_points") > 0
             assert value(samples, "greenwatch_spool_oldest_age_seconds") > 3
             assert value(samples, "greenwatch_influxdb_write_retries_total") > 0
+            result = greenwatch("status", "--config", str(config), "--json")
+            assert result.returncode == 0, result.stderr
+            shown = json.loads(result.stdout)
+            assert shown["source"].startswith(f"the service at http://127.0.0.1:{port} (findings unavailable: ")
+            assert len(shown["devices"]) == 2 and shown["findings"] == []
             server.start()
             wait_until(lambda: get_json(port, "/healthz", token=None)[0] == 200, what="healthy again")
         finally:
@@ -160,6 +168,11 @@ def test_endpoint_health_metrics_auth_findings_status_and_json_logs(tmp_path, pd
         assert result.returncode == 0, result.stderr
         assert f"from InfluxDB at {server.url}: 2 devices, 1 up, 1 down" in result.stdout
         assert "pc-overnight" in result.stdout and "printer-sleep" not in result.stdout
+        server.stop()
+        result = greenwatch("status", "--config", str(config))
+        assert result.returncode == 1
+        assert "the service does not answer and InfluxDB cannot be read" in result.stderr
+        assert "Traceback" not in result.stderr
 
         # JSON logs: every line an object; each about a device carries its site and device.
         about_devices = 0
@@ -205,3 +218,39 @@ def test_bad_http_settings_are_refused_at_load(tmp_path, influxdb, influx_db):
     assert result.returncode == 2
     assert f"{config}:" in result.stderr and "http" in result.stderr
     assert "tls_cert and tls_key go together" in result.stderr
+
+
+def test_tls_endpoint_and_status_over_it(tmp_path, pdu_agent, influxdb, influx_db):
+    cert, key = tmp_path / "gw.crt", tmp_path / "gw.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=greenwatch",
+                    "-keyout", str(key), "-out", str(cert), "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    port = free_port()
+    config = write_config(tmp_path, influxdb.url, influx_db, f"""\
+        - name: dc-north
+          devices:
+            - name: pdu-a1
+              address: {pdu_agent.address}
+              snmp: {{version: 2c, community: pdu-a1}}
+        """, interval="1s", extra=http_block(port, tls_cert=cert.name, tls_key=key.name) + NO_REPORT)
+    run = Running(config, tmp_path / "run.log")
+    try:
+        run.wait_for(f"HTTP endpoint on https://127.0.0.1:{port}")
+        context = ssl.create_default_context(cafile=str(cert))
+        request = urllib.request.Request(f"https://127.0.0.1:{port}/devices",
+                                         headers={"Authorization": f"Bearer {TOKEN}"})
+
+        def devices_over_tls():
+            with urllib.request.urlopen(request, timeout=10, context=context) as response:
+                body = json.loads(response.read())
+            return body if body and body[0]["polls"] else None
+
+        assert wait_until(devices_over_tls, what="a poll over TLS")[0]["up"] is True
+        with pytest.raises(urllib.error.URLError, match="CERTIFICATE_VERIFY_FAILED"):  # a client not trusting it
+            urllib.request.urlopen(f"https://127.0.0.1:{port}/healthz", timeout=10,
+                                   context=ssl.create_default_context())
+        result = greenwatch("status", "--config", str(config), "--json")
+        assert result.returncode == 0, result.stderr
+        assert json.loads(result.stdout)["source"] == f"the service at https://127.0.0.1:{port}"
+    finally:
+        assert run.terminate() == 0
