@@ -433,10 +433,12 @@ def health() -> sdk.Dashboard:
                          units={"ms": ("ms", 0), "up": ("none", 0)}, w=16, h=10))
         .with_panel(text.Panel().title("Skipped polls and spool depth").span(8).height(10)
                     .description("Where to find what InfluxDB does not hold.").content(
-            "Polls skipped because the previous one was still running, and the points waiting in the spool "
-            "for InfluxDB, are not written to InfluxDB today: the service logs them every few minutes "
-            "(`N devices: M down; K polls skipped so far; InfluxDB took P points, Q pending`). Look there, "
-            "or at `journalctl -u greenwatch`."))
+            "Polls skipped (the previous one still ran) and the points waiting in the spool for InfluxDB "
+            "are not written to InfluxDB: a dashboard that reads InfluxDB cannot show them while InfluxDB "
+            "is the thing that is down. The service serves them on its own endpoint "
+            "(docs/operations.md): `greenwatch_polls_skipped_total` and `greenwatch_spool_pending_points` / "
+            "`greenwatch_spool_oldest_age_seconds` on `/metrics` (Prometheus), each device's skips on "
+            "`/devices`, the spool on `/healthz`; the log repeats them every few minutes."))
     )
 
 
