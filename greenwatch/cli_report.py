@@ -10,12 +10,13 @@ from pathlib import Path
 from rich.console import Console
 
 from greenwatch.config import Config, load_config
+from greenwatch.core.influx import InfluxError
 from reports.deliver import Outcome, deliver
 from reports.weekly import Week, last_complete_week, parse_week, read_report
 from rules.runner import query_client
 
 COMMANDS = ("report",)
-EXIT_OK, EXIT_BAD_INPUT, EXIT_NOT_SENT = 0, 2, 4
+EXIT_OK, EXIT_NO_DATA, EXIT_BAD_INPUT, EXIT_NOT_SENT = 0, 1, 2, 4
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
 
@@ -32,7 +33,12 @@ def dispatch(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     zone = config.report.timezone
     week = parse_week(args.week, zone) if args.week else last_complete_week(dt.datetime.now(dt.timezone.utc), zone)
-    outcome = asyncio.run(run_report(config, week, args.out or config.report.out_dir, args.send))
+    try:
+        outcome = asyncio.run(run_report(config, week, args.out or config.report.out_dir, args.send))
+    except InfluxError as exc:
+        # Nothing to report from: say so plainly (the message names the server, never its credentials).
+        err.print(f"cannot read the week's figures from InfluxDB: {exc}", markup=False, highlight=False)
+        return EXIT_NO_DATA
     out.print(f"weekly report {week.label}: {outcome.html} (and .pdf, -findings.csv, charts)", highlight=False)
     for to in outcome.sent:
         out.print(f"sent to {', '.join(to)}", highlight=False)

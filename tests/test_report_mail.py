@@ -458,3 +458,14 @@ def test_bad_recipients_exit_2_with_file_and_line(influxdb, influx_db, tmp_path,
     assert main(["report", "--config", str(config), "--week", WEEK]) == 2
     err = capsys.readouterr().err
     assert re.search(rf"greenwatch\.yaml:{line}: .*{re.escape(message)}", err), err
+
+
+def test_influxdb_unreachable_is_a_clear_message_and_exit_1(tmp_path, tls_files, capsys) -> None:
+    class Nowhere:  # an InfluxDB URL on a free port nobody listens on
+        url = f"http://127.0.0.1:{free_tcp_port()}"
+
+    config = write_config(tmp_path, Nowhere, "db", 25, tls_files[0])
+    assert main(["report", "--config", str(config), "--week", WEEK]) == 1
+    err = capsys.readouterr().err
+    assert "cannot read the week's figures from InfluxDB" in err and Nowhere.url in err
+    assert "Traceback" not in err
