@@ -155,8 +155,8 @@ class Service:
             energy_sites = site_inputs(config.sites, config.defaults.interval, cache_dir_beside(config.spool.path))
             self.periodic.append(Periodic("energy rollup", 600.0,
                                           energy_job(lambda: query_client(config.influxdb), energy_sites)))
-            # The weekly report, once per week: by one process only (shard 1 of N).
-            if config.report.schedule and (shard is None or shard[0] == 0):
+            # The weekly report, once per week to its recipients: by one process only (shard 1 of N).
+            if config.report.schedule and config.report.recipients and (shard is None or shard[0] == 0):
                 self.periodic.append(Periodic("weekly report", 600.0, report_job(
                     lambda: query_client(config.influxdb), config, config.report,
                     sent_log_beside(config.spool.path))))
@@ -264,6 +264,9 @@ class Service:
         stays. Other sections (influxdb, spool, http, rules, ...) need a restart."""
         async with self._reload_lock:
             path = self.loaded.path
+            if not self.collector.running:
+                log.warning("SIGHUP: not reloading %s: the service is not polling (stopping?)", path)
+                return False
             log.info("SIGHUP: reloading %s", path)
             try:
                 new = await asyncio.to_thread(load, path)
