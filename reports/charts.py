@@ -1,18 +1,17 @@
-"""The report's charts as PNG bytes (matplotlib, Agg: no display needed). The same
-PNGs go inline in the email (content-id images), beside the HTML on disk and into the PDF."""
+"""The report's charts as PNG bytes. The same PNGs go inline in the email (content-id
+images), beside the HTML on disk and into the PDF.
+
+matplotlib's object API (Figure, no pyplot): no global state and no display, so the
+service can draw in a worker thread while its event loop keeps polling."""
 
 from __future__ import annotations
 
 import io
 
-import matplotlib
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # before pyplot: a service has no display
-
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from .weekly import WeeklyFigures  # noqa: E402
+from .weekly import WeeklyFigures
 
 GREEN = ["#1b7f3b", "#5aa469", "#9ccc65", "#2e86ab", "#f4a259", "#8c564b", "#7f7f7f"]
 DPI = 110
@@ -20,19 +19,19 @@ DPI = 110
 
 def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")  # Agg, the default canvas
     return buf.getvalue()
 
 
-def _legend_below(ax: plt.Axes, entries: int) -> None:
+def _legend_below(ax: Axes, entries: int) -> None:
     # Below the plot, never over the bars.
     ax.legend(fontsize=8, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=min(4, entries))
 
 
 def daily_kwh(figures: WeeklyFigures) -> bytes:
     """kWh per local day, one stacked bar per day, a colour per site."""
-    fig, ax = plt.subplots(figsize=(6.4, 2.8))
+    fig = Figure(figsize=(6.4, 2.8))
+    ax = fig.subplots()
     days = sorted({d for s in figures.sites for d, _ in s.daily_kwh})
     bottom = [0.0] * len(days)
     for i, site in enumerate(figures.sites):
@@ -51,7 +50,8 @@ def daily_kwh(figures: WeeklyFigures) -> bytes:
 
 def week_on_week(figures: WeeklyFigures) -> bytes:
     """kWh per site: this week against the week before and the same week last year."""
-    fig, ax = plt.subplots(figsize=(6.4, 2.8))
+    fig = Figure(figsize=(6.4, 2.8))
+    ax = fig.subplots()
     names = [s.name for s in figures.sites]
     width = 0.27
     series = [("same week last year", "last_year", "#c7c7c7"), ("previous week", "previous", "#9ccc65"),

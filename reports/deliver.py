@@ -4,6 +4,7 @@ The figures are read once; every group's report is cut from them."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -40,8 +41,10 @@ async def deliver(figures: WeeklyFigures, cfg: ReportConfig, out_dir: Path, send
     recipient group but those in `skip` (already sent); a group whose sending failed
     is logged and listed in `failed`."""
     names = [s.name for s in figures.sites]
-    whole = render(figures)
-    outcome = Outcome(figures, whole.save(out_dir))
+    # Drawing and the PDF are a second or two of CPU: in a thread, so that the
+    # service's event loop (polls, other jobs) is not held meanwhile.
+    whole = await asyncio.to_thread(render, figures)
+    outcome = Outcome(figures, await asyncio.to_thread(whole.save, out_dir))
     outcome.saved.append(outcome.html)
     log.info("weekly report %s written to %s", figures.week.label, outcome.html)
     if not send_mail:
@@ -54,8 +57,8 @@ async def deliver(figures: WeeklyFigures, cfg: ReportConfig, out_dir: Path, send
             continue
         report: Rendered = whole
         if sites != names:
-            report = render(figures.only(sites), _subset_name(figures.week, sites))
-            outcome.saved.append(report.save(out_dir))
+            report = await asyncio.to_thread(render, figures.only(sites), _subset_name(figures.week, sites))
+            outcome.saved.append(await asyncio.to_thread(report.save, out_dir))
         msg = build_message(report, cfg.sender, to)
         # The exact message, kept beside the report: what was (or would have been) sent.
         (out_dir / f"{report.name}.eml").write_bytes(bytes(msg))

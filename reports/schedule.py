@@ -1,7 +1,8 @@
 """The weekly report on schedule in the service: at the configured day and time
 (default Monday 07:00 Europe/London) the week before is reported, once. What was sent
 is remembered in a small JSON file beside the spool, so a restart does not resend;
-a send that failed is tried again on the job's next turn (to the groups not yet sent)."""
+a send that failed is tried again on the job's next turn (to the groups not yet sent).
+The service runs the job only when the config has recipients."""
 
 from __future__ import annotations
 
@@ -80,8 +81,6 @@ def periodic_job(make_client: Callable[[], Any], config: HasSites, cfg: ReportCo
         week = due_week(now(), cfg)
         done = sent_log.sent(week.label)
         waiting = [to for to, _ in cfg.groups(names) if to not in done]
-        if done == [] and not cfg.recipients:
-            waiting = [[]]  # nobody to mail: the report is made once and kept on disk
         if not waiting:
             return None
         client = make_client()
@@ -89,8 +88,8 @@ def periodic_job(make_client: Callable[[], Any], config: HasSites, cfg: ReportCo
             figures = await read_report(client, config, week)
         finally:
             await client.close()
-        outcome = await deliver(figures, cfg, cfg.out_dir, send_mail=bool(cfg.recipients), skip=done)
-        sent_log.record(week.label, outcome.sent if cfg.recipients else [[]])
+        outcome = await deliver(figures, cfg, cfg.out_dir, send_mail=True, skip=done)
+        sent_log.record(week.label, outcome.sent)
         if not outcome.ok:
             raise RuntimeError(f"weekly report {week.label}: {'; '.join(outcome.failed)}")
         return {"reports_sent": len(outcome.sent)}  # counted in the service's /metrics
