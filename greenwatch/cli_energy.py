@@ -30,7 +30,11 @@ from rules.runner import query_client
 
 COMMANDS = ("rollup", "energy")
 EXIT_OK, EXIT_BAD_INPUT = 0, 2
-out = Console()
+
+
+def _console() -> Console:
+    # On a terminal, its width; piped or captured, wide enough that no figure is cut.
+    return Console() if sys.stdout.isatty() else Console(width=200)
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -105,15 +109,15 @@ async def _rollup(config: Config, start: dt.datetime, end: dt.datetime) -> int:
         rollup = Rollup(client, sites)
         if sys.stdout.isatty():
             with Progress(TextColumn("rollup"), BarColumn(), MofNCompleteColumn(), TextColumn("hours"),
-                          TimeRemainingColumn(), console=out) as bar:
+                          TimeRemainingColumn(), console=_console()) as bar:
                 task = bar.add_task("rollup", total=None)
                 stats = await rollup.run(start, end, lambda done, total: bar.update(task, completed=done, total=total))
         else:
             stats = await rollup.run(start, end)
     finally:
         await client.close()
-    out.print(f"rolled up {stats.hours} hours: {stats.energy_points} energy points, {stats.site_points} "
-              f"site_energy points ({stats.slow_series_hours} series-hours from raw points)", highlight=False)
+    _console().print(f"rolled up {stats.hours} hours: {stats.energy_points} energy points, {stats.site_points} "
+                     f"site_energy points ({stats.slow_series_hours} series-hours from raw points)", highlight=False)
     return EXIT_OK
 
 
@@ -148,4 +152,4 @@ def _print_table(report: Report) -> None:
     t = report.total
     table.add_row("[bold]total[/bold]", _fmt(t["kwh"], ",.1f"), _fmt(t["it_kwh"], ",.1f"), _fmt(t["pue"], ".2f"), "",
                   " + ".join(f"{v:,.2f} {c}" for c, v in t["cost"].items()), _fmt(t["kgco2e"], ",.1f"), "", "", "")
-    out.print(table)
+    _console().print(table)

@@ -289,3 +289,14 @@ def test_energy_report_json(week, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["energy", "--config", str(config), "--from", "2025-03-24", "--to", "2025-03-31",
                  "--site", "office", "--json"]) == 0
     assert list(json.loads(capsys.readouterr().out)["sites"]) == ["office"]
+
+
+def test_energy_report_table(week, capsys: pytest.CaptureFixture[str]) -> None:
+    _, _, config = week
+    capsys.readouterr()
+    assert main(["energy", "--config", str(config), "--from", "2025-03-24", "--to", "2025-03-31"]) == 0
+    out = capsys.readouterr().out
+    pue = truth("main", T0, T_END, reading_times()) / truth("ups", T0, T_END, reading_times())
+    dc_line = next(line for line in out.splitlines() if line.strip("│ ").startswith("dc"))
+    assert f"{pue:.2f}" in dc_line and "GBP" in dc_line and "annual" in dc_line and "main" in dc_line
+    assert any(line.strip("│ ").startswith("total") for line in out.splitlines())
