@@ -153,17 +153,24 @@ def _noise(rng: np.random.Generator, n: int, scale: float) -> np.ndarray:
 # -- leaf devices --------------------------------------------------------------------
 
 
+def it_load(sim: Sim, rng: np.random.Generator, idle: float, peak: float) -> tuple[np.ndarray, np.ndarray]:
+    """(CPU %, watts) of a working server: busier through the working day, quieter at
+    night and at weekends; watts from idle to peak with the CPU."""
+    c = sim.clock
+    weight = rng.uniform(0.6, 1.2)
+    demand = np.where(c.working, 0.14 + 0.42 * bump(c.hour, 7.5, 19.0), 0.13 + 0.04 * bump(c.hour, 9, 18))
+    cpu = np.clip(100 * demand * weight + _noise(rng, sim.n, 3.0), 6.0, 100.0)
+    return cpu, idle + (peak - idle) * cpu / 100 + _noise(rng, sim.n, 0.01 * (peak - idle))
+
+
 def _server(sim: Sim, dev: Device, role: str) -> np.ndarray:
-    rng, c = sim.rng(dev.name), sim.clock
+    rng = sim.rng(dev.name)
     idle, peak = rng.uniform(160, 220), rng.uniform(380, 520)
     if role == "zombie":
         cpu = np.clip(2.0 + _noise(rng, sim.n, 0.4), 0.5, 4.0)
         watts = idle * (1 + _noise(rng, sim.n, 0.004))
     else:
-        weight = rng.uniform(0.6, 1.2)
-        demand = np.where(c.working, 0.14 + 0.42 * bump(c.hour, 7.5, 19.0), 0.13 + 0.04 * bump(c.hour, 9, 18))
-        cpu = np.clip(100 * demand * weight + _noise(rng, sim.n, 3.0), 6.0, 100.0)
-        watts = idle + (peak - idle) * cpu / 100 + _noise(rng, sim.n, 4.0)
+        cpu, watts = it_load(sim, rng, idle, peak)
     for cpu_n in ("1", "2"):
         shift = _noise(rng, sim.n, 1.0 if role != "zombie" else 0.2)
         sim.series[dev.name].append(Series(HOST, {"scope": "cpu", "entity": cpu_n},
@@ -203,7 +210,7 @@ def _printer(sim: Sim, dev: Device, role: str) -> np.ndarray:
     rng, c = sim.rng(dev.name), sim.clock
     printing = c.business & (rng.random(sim.n) < 0.04 * sim.step_s / 60)
     # Ready while people work and 15 minutes after; asleep otherwise, unless it never sleeps.
-    ready = c.working & (c.hour >= 7.9) & (c.hour < c.hour.dtype.type(18.25))
+    ready = c.working & (c.hour >= 7.9) & (c.hour < 18.25)
     if role == "no-sleep":
         ready = np.ones(sim.n, dtype=bool)
     watts = np.where(printing, rng.uniform(420, 520), np.where(ready, 32 + _noise(rng, sim.n, 1.5), 2.0))
@@ -235,7 +242,7 @@ def _appliance(sim: Sim, dev: Device, role: str) -> np.ndarray:
 
 def _switch(sim: Sim, dev: Device, role: str, every: int) -> np.ndarray:
     rng, c = sim.rng(dev.name), sim.clock
-    office = sim.site.energy.it == []
+    office = not sim.site.energy.it  # a site that meters no IT load is not a data centre
     traffic = np.where(c.working, 0.15 + 0.85 * bump(c.hour, 7.5, 18.5), 0.1)
     if office:
         poe = 30 + 70 * np.where(c.business, 1.0, 0.0) + _noise(rng, sim.n, 2.0)
@@ -260,6 +267,10 @@ def _switch(sim: Sim, dev: Device, role: str, every: int) -> np.ndarray:
 
 
 def _sensor(sim: Sim, dev: Device, role: str) -> np.ndarray:
+    """A room sensor: 22-24 C, a little warmer in the afternoon; it draws nothing metered."""
+    rng = sim.rng(dev.name)
+    temp = rng.uniform(22, 23) + 1.0 * bump(sim.clock.hour, 8, 20) + _noise(rng, sim.n, 0.1)
+    sim.series[dev.name].append(Series(ENVIRONMENT, {"scope": "sensor", "entity": "1"}, {"temperature_c": temp}))
     return np.zeros(sim.n)
 
 
@@ -284,6 +295,9 @@ def _pdu(sim: Sim, dev: Device, role: str, fed: list[tuple[Device, str | None, s
         key = entity if scope == "outlet" and entity else str(len(outlets) + 1)
         prev = outlets.get(key, (np.zeros(sim.n), child.name))[0]
         outlets[key] = (prev + draw(child) * 1.01, child.name)  # cords and the outlet's relay
+    if not fed:  # nothing configured behind it: servers nobody lists in greenwatch, named on the PDU
+        for i in range(1, OUTLETS_PER_PDU - 1):
+            outlets[str(i)] = (it_load(sim, rng, 150, 400)[1], f"server-{i}")
     count = max([OUTLETS_PER_PDU] + [int(k) for k in outlets if k.isdigit()])
     free = [str(i) for i in range(1, count + 1) if str(i) not in outlets]
     for key in free:
@@ -309,6 +323,8 @@ def _ups(sim: Sim, dev: Device, role: str, fed: list[tuple[Device, str | None, s
          draw: Callable[[Device], np.ndarray]) -> np.ndarray:
     rng = sim.rng(dev.name)
     output = sum((draw(child) for child, _, _ in fed), np.zeros(sim.n))
+    if not fed:  # nothing configured behind it: a room of IT of its own
+        output = it_load(sim, rng, 1500, 4000)[1]
     mean = float(output.mean()) if sim.n else 0.0
     rated = max(mean / (LIGHT_UPS_LOAD if role == "light-ups" else HEALTHY_UPS_LOAD), 1000.0)
     load = 100 * output / rated
