@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -217,7 +218,7 @@ def trajectory_at(points: list[tuple[dt.datetime, float]], when: dt.datetime) ->
     """The straight lines through `points` (sorted by time) at `when`; flat outside them."""
     if when <= points[0][0]:
         return points[0][1]
-    for (t0, v0), (t1, v1) in zip(points, points[1:]):
+    for (t0, v0), (t1, v1) in pairwise(points):
         if when <= t1:
             return v0 + (v1 - v0) * (when - t0) / (t1 - t0)
     return points[-1][1]

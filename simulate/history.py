@@ -26,13 +26,28 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from collector.config import Device
 from energy.rollup import bridge_limit
 from greenwatch.config import Config, Site
 from greenwatch.core.influx import InfluxClient, InfluxQueryError
-from greenwatch.core.schema import ENVIRONMENT, HOST, POLL, PORT, POWER, PRINTER, UPS, Sample
+from greenwatch.core.schema import (
+    ENVIRONMENT,
+    HOST,
+    POLL,
+    PORT,
+    POWER,
+    PRINTER,
+    UPS,
+    Sample,
+)
 from rules.runner import query_client
 from simulate.estate import planted_role
 
@@ -427,7 +442,7 @@ def _meters(sim: Sim, devices: dict[str, Device], roles: dict[str, str]) -> None
     c = sim.clock
     fed = _children(sim.site)
     top = [n for n, d in devices.items() if not d.fed_by and roles[n] != "meter"]
-    for name, dev in devices.items():
+    for name in devices:
         if roles[name] != "meter":
             continue
         rng = sim.rng(name)

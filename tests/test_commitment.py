@@ -10,9 +10,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from realparts.influx import InfluxServer
 
 from greenwatch.cli import main
-from realparts.influx import InfluxServer
 
 UTC = dt.UTC
 AS_OF = dt.datetime(2026, 3, 9, tzinfo=UTC)  # a Monday; March 2026 is GMT in London
@@ -149,18 +149,18 @@ def test_table_says_behind_by_the_gap(influxdb, influx_db, tmp_path, capsys) -> 
 
 
 BAD = [
-    ("commitment:\n  baseline: {from: 2024-01-01, to: 2025-01-01, kwh: 1000}\n"
-     "  targets:\n    - {year: 2030, metric: pue, max: 1.4}\n", 4, "a pue target is per data centre"),
-    ("commitment:\n  baseline: {from: 2025-01-01, to: 2024-01-01, kwh: 1000}\n"
-     "  targets:\n    - {year: 2030, metric: kwh, cut_percent: 30}\n", 2, "must be after from"),
-    ("commitment:\n  baseline: {from: 2024-01-01, to: 2025-01-01}\n"
-     "  targets:\n    - {year: 2030, metric: kwh, cut_percent: 30}\n", 2, "the baseline needs its figures"),
-    ("commitment:\n  baseline: {from: 2024-01-01, to: 2025-01-01, kwh: 1000}\n"
-     "  targets:\n    - {year: 2030, metric: tco2e, cut_percent: 130}\n", 4, "cut_percent"),
-    ("commitment:\n  sites: [dc, ofice]\n  baseline: {from: 2024-01-01, to: 2025-01-01, kwh: 1000}\n"
-     "  targets:\n    - {year: 2030, metric: kwh, cut_percent: 30}\n", 2, "no site 'ofice' in the config"),
-    ("commitment:\n  baseline: {from: 2024-01-01, to: 2025-01-01, kwh: 1000}\n"
-     "  targets:\n    - {year: 2030, metric: pue, site: dc-north, max: 1.4}\n", 4, "no site 'dc-north'"),
+    (("commitment:\n  baseline: {from: 2024-01-01, to: 2025-01-01, kwh: 1000}\n"
+      "  targets:\n    - {year: 2030, metric: pue, max: 1.4}\n"), 4, "a pue target is per data centre"),
+    (("commitment:\n  baseline: {from: 2025-01-01, to: 2024-01-01, kwh: 1000}\n"
+      "  targets:\n    - {year: 2030, metric: kwh, cut_percent: 30}\n"), 2, "must be after from"),
+    (("commitment:\n  baseline: {from: 2024-01-01, to: 2025-01-01}\n"
+      "  targets:\n    - {year: 2030, metric: kwh, cut_percent: 30}\n"), 2, "the baseline needs its figures"),
+    (("commitment:\n  baseline: {from: 2024-01-01, to: 2025-01-01, kwh: 1000}\n"
+      "  targets:\n    - {year: 2030, metric: tco2e, cut_percent: 130}\n"), 4, "cut_percent"),
+    (("commitment:\n  sites: [dc, ofice]\n  baseline: {from: 2024-01-01, to: 2025-01-01, kwh: 1000}\n"
+      "  targets:\n    - {year: 2030, metric: kwh, cut_percent: 30}\n"), 2, "no site 'ofice' in the config"),
+    (("commitment:\n  baseline: {from: 2024-01-01, to: 2025-01-01, kwh: 1000}\n"
+      "  targets:\n    - {year: 2030, metric: pue, site: dc-north, max: 1.4}\n"), 4, "no site 'dc-north'"),
 ]
 
 

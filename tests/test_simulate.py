@@ -8,10 +8,10 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from realparts.influx import InfluxServer
 
 from greenwatch.cli import main
 from greenwatch.config import load_config
-from realparts.influx import InfluxServer
 from simulate.estate import PLANTED, write_estate_config
 from simulate.history import simulate_history
 
