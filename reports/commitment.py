@@ -134,7 +134,9 @@ def status_text(t: TargetProgress, fixed: bool = False) -> str:
         return "no data"
     if on_track:
         return "on track"
-    unit = {"tco2e": " tCO2e", "kwh": " kWh", "pue": "", "after_hours_share": ""}[t.metric]
+    if t.metric == "after_hours_share":  # a difference of shares is in percentage points
+        return f"behind by {100 * (actual - trajectory):.1f} points"
+    unit = {"tco2e": " tCO2e", "kwh": " kWh", "pue": ""}[t.metric]
     return f"behind by {_fmt(t.metric, actual - trajectory)}{unit}"
 
 
