@@ -233,7 +233,7 @@ def start_influxd(procs: Processes, tmp: Path) -> Any:
     base.mkdir()
     server = InfluxServer(binary, base)
     server.start()
-    procs.add("influxd", server._proc)  # stopped with the rest, by pid
+    procs.add("influxd", server._daemon._proc)  # stopped with the rest, by pid
     server.create_database("bench")
     return server
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import NamedTuple
 
 from greenwatch.core.schema import FIELDS, INTEGER_DIMENSIONS, Sample
 from greenwatch.core.units import UNITS
@@ -52,8 +54,61 @@ class CounterState:
 
 def decode_text(var: Var) -> str:
     if isinstance(var.value, bytes):
-        return var.value.decode("utf-8", errors="replace").strip("\x00").strip()
+        return _decode_bytes(var.value)
     return str(var.value)
+
+
+@lru_cache(maxsize=65536)
+def _decode_bytes(value: bytes) -> str:
+    # Cached: labels and tag columns (interface and package names) repeat on every poll.
+    return value.decode("utf-8", errors="replace").strip("\x00").strip()
+
+
+class _SymbolPlan(NamedTuple):
+    """What reading one symbol of a table metric takes, worked out once per profile."""
+
+    symbol: Symbol
+    measurement: str
+    # An integer field taken as is (no scale, unit factor, range, mapping): a numeric
+    # value needs no more than Counter32 wrap handling.
+    as_is: bool
+
+
+class _TablePlan(NamedTuple):
+    metric: Metric  # held so that its id() is not reused while the plan is cached
+    symbols: tuple[_SymbolPlan, ...]
+    needs_parts: bool  # the row index is split (index parts used somewhere)
+    plain: bool  # no filter, entity, label or tags: a row is its index alone
+
+
+def _table_plan(metric: Metric) -> _TablePlan:
+    plan = _PLANS.get(id(metric))
+    if plan is not None and plan.metric is metric:
+        return plan
+    symbols = []
+    for sym in metric.symbols:
+        measurement = sym.measurement or metric.measurement
+        as_is = (FIELDS[measurement][sym.field] in INTEGER_DIMENSIONS and sym.scale_factor == 1
+                 and sym.decimals_from is None and sym.si_prefix_from is None
+                 and (sym.unit is None or UNITS[sym.unit][1] == 1)
+                 and sym.valid_min is None and sym.valid_max is None and sym.mapping is None)
+        symbols.append(_SymbolPlan(sym, measurement, as_is))
+    refs = [metric.label, metric.entity, metric.filter.column if metric.filter else None,
+            *(tag.column for tag in metric.metric_tags),
+            *(ref for sym in metric.symbols for ref in (sym.decimals_from, sym.si_prefix_from))]
+    needs_parts = (isinstance(metric.entity, IndexEntity) or any(tag.index is not None for tag in metric.metric_tags)
+                   or (metric.filter is not None and metric.filter.index is not None)
+                   or any(isinstance(ref, Column) and ref.index for ref in refs))
+    plain = (metric.filter is None and metric.entity is None and metric.label is None
+             and not metric.metric_tags)
+    plan = _PLANS[id(metric)] = _TablePlan(metric, tuple(symbols), needs_parts, plain)
+    if len(_PLANS) > 100_000:  # profiles reloaded many times over: start afresh
+        _PLANS.clear()
+    return plan
+
+
+# id(metric) -> its plan; a handful per profile.
+_PLANS: dict[int, _TablePlan] = {}
 
 
 def _number(var: Var) -> int | float | None:
@@ -95,9 +150,11 @@ class Reader:
         return samples, problems
 
     def _point(self, points: dict, measurement: str, scope: str, entity: str,
-               extra: dict[str, str], time_ns: int) -> Sample:
+               extra: dict[str, str], time_ns: int, extra_key: tuple | None = None) -> Sample:
         """The sample for one metered entity: symbols of one row share a point."""
-        key = (measurement, scope, entity, *sorted(extra.items()))
+        if extra_key is None:
+            extra_key = tuple(sorted(extra.items()))
+        key = (measurement, scope, entity, extra_key)
         sample = points.get(key)
         if sample is None:
             tags = dict(self.base_tags)
@@ -125,58 +182,82 @@ class Reader:
 
     def _read_table(self, metric: Metric, columns: dict[str, dict[str, Var]], points: dict,
                     problems: list[str], time_ns: int) -> None:
-        indexes: dict[str, None] = {}
-        value_columns = [columns.get(sym.OID, {}) for sym in metric.symbols]
-        for column in value_columns:
-            indexes.update(dict.fromkeys(column))
+        # The hot path of a poll (one pass per row of every table): per-metric facts
+        # come from a plan made once, and nothing is built per row that the metric
+        # does not use.
+        plan = _table_plan(metric)
+        value_columns = [columns.get(sp.symbol.OID, {}) for sp in plan.symbols]
+        if len(value_columns) == 1:
+            indexes: dict[str, object] = value_columns[0]
+        else:
+            indexes = {}
+            for column in value_columns:
+                indexes.update(dict.fromkeys(column))
+        symbols = list(zip(plan.symbols, value_columns))
+        scope = metric.scope
+        counters = self.counters
+        no_extra: dict[str, str] = {}
         for index in indexes:
-            parts = index.split(".")
-
-            def cell(ref: OidRef, index: str = index, parts: list[str] = parts) -> Var | None:
-                # A column indexed by some parts of this row's index (`index: [...]`).
-                wanted = ref.index if isinstance(ref, Column) else None
-                key = index if wanted is None else _index_parts(parts, wanted)
-                return columns.get(ref.OID, {}).get(key) if key is not None else None
-
-            if metric.filter is not None:
-                if metric.filter.column is not None:
-                    var = cell(metric.filter.column)
-                    if var is None or _plain(var) not in metric.filter.equals:
-                        continue
-                else:
-                    part = _index_parts(parts, [metric.filter.index])
-                    if part is None or part not in {str(v) for v in metric.filter.equals}:
-                        continue
-            entity = index
-            if isinstance(metric.entity, OidRef):
-                var = cell(metric.entity)
-                entity = decode_text(var) if var is not None else index
-            elif isinstance(metric.entity, IndexEntity):
-                entity = _index_parts(parts, metric.entity.index) or index
-            elif isinstance(metric.entity, str):
-                entity = metric.entity
-            extra: dict[str, str] = {}
-            if metric.label is not None:
-                var = cell(metric.label)
-                if var is not None and decode_text(var):
-                    extra["label"] = decode_text(var)
-            for tag in metric.metric_tags:
-                if tag.column is not None:
-                    var = cell(tag.column)
-                    if var is not None:
-                        extra[tag.tag] = decode_text(var)
-                elif tag.index is not None and tag.index <= len(parts):
-                    extra[tag.tag] = parts[tag.index - 1]
-            for sym, column in zip(metric.symbols, value_columns):
+            parts = index.split(".") if plan.needs_parts else []
+            if plan.plain:
+                entity, extra, extra_key = index, no_extra, ()
+            else:
+                row = self._row(metric, columns, index, parts)
+                if row is None:
+                    continue  # filtered out
+                entity, extra = row
+                extra_key = tuple(sorted(extra.items()))
+            for (sym, measurement, as_is), column in symbols:
                 var = column.get(index)
                 if var is None:
                     continue  # sparse tables are normal: a column may skip rows
-                measurement = sym.measurement or metric.measurement
-                value = self._value(sym, measurement, var, f"{sym.OID}.{index}", cell, problems)
-                if value is None:
-                    continue
-                sample = self._point(points, measurement, metric.scope, entity, extra, time_ns)
+                kind, raw = var
+                if as_is and kind in NUMERIC_TYPES and type(raw) is int:
+                    value: float | int | None = (counters.monotonic(f"{sym.OID}.{index}", raw)
+                                                 if kind == COUNTER32 else raw)
+                else:
+                    value = self._value(sym, measurement, var, f"{sym.OID}.{index}",
+                                        lambda ref, index=index, parts=parts: _cell(columns, ref, index, parts),
+                                        problems)
+                    if value is None:
+                        continue
+                sample = self._point(points, measurement, scope, entity, extra, time_ns, extra_key)
                 sample.fields[sym.field] = value
+
+    def _row(self, metric: Metric, columns: dict[str, dict[str, Var]], index: str,
+             parts: list[str]) -> tuple[str, dict[str, str]] | None:
+        """One row's entity and extra tags (label, metric tags), or None when the
+        metric's filter leaves the row out."""
+        if metric.filter is not None:
+            if metric.filter.column is not None:
+                var = _cell(columns, metric.filter.column, index, parts)
+                if var is None or _plain(var) not in metric.filter.equals:
+                    return None
+            else:
+                part = _index_parts(parts, [metric.filter.index])  # type: ignore[list-item]
+                if part is None or part not in {str(v) for v in metric.filter.equals}:
+                    return None
+        entity = index
+        if isinstance(metric.entity, OidRef):
+            var = _cell(columns, metric.entity, index, parts)
+            entity = decode_text(var) if var is not None else index
+        elif isinstance(metric.entity, IndexEntity):
+            entity = _index_parts(parts, metric.entity.index) or index
+        elif isinstance(metric.entity, str):
+            entity = metric.entity
+        extra: dict[str, str] = {}
+        if metric.label is not None:
+            var = _cell(columns, metric.label, index, parts)
+            if var is not None and decode_text(var):
+                extra["label"] = decode_text(var)
+        for tag in metric.metric_tags:
+            if tag.column is not None:
+                var = _cell(columns, tag.column, index, parts)
+                if var is not None:
+                    extra[tag.tag] = decode_text(var)
+            elif tag.index is not None and tag.index <= len(parts):
+                extra[tag.tag] = parts[tag.index - 1]
+        return entity, extra
 
     def _value(self, sym: Symbol, measurement: str, var: Var, key: str, lookup: Callable[[OidRef], Var | None],
                problems: list[str]) -> float | int | None:
@@ -224,7 +305,7 @@ class Reader:
             problems.append(f"{sym.name} ({key}): {raw} scales beyond any float")
             return None
         if FIELDS[measurement][sym.field] in INTEGER_DIMENSIONS:
-            return int(round(value))
+            return round(value)
         return value
 
 
@@ -247,6 +328,14 @@ def _decimals(value: float, digits: int) -> float:
 def _si_prefix(value: float, prefix: int) -> float:
     # SensorDataScale: yocto(1) ... units(9) ... yotta(17); each step is 10^3.
     return value * (1000.0 ** (prefix - 9))
+
+
+def _cell(columns: dict[str, dict[str, Var]], ref: OidRef, index: str, parts: list[str]) -> Var | None:
+    """The value of column `ref` for the row `index` (split into `parts`): a column
+    indexed by some parts of the row's index (`index: [...]`) is looked up by those."""
+    wanted = ref.index if isinstance(ref, Column) else None
+    key = index if wanted is None else _index_parts(parts, wanted)
+    return columns.get(ref.OID, {}).get(key) if key is not None else None
 
 
 def _index_parts(parts: list[str], wanted: list[int] | None) -> str | None:
