@@ -44,6 +44,10 @@ PLUG_ROLES = {"plug-kitchen": "fridge", "plug-coffee": "appliance", "plug-screen
 # PCs, printer and fridge after hours) and pue-above-target (dc-london runs at ~1.7).
 SITE_PROBLEMS = {("office-1", "after-hours-office-load"), (DC, "pue-above-target")}
 
+# Devices that do not always answer: the share of polls that fail (and a two-hour outage),
+# for the collector-health dashboards to show something. No rule reads polls.
+UNRELIABLE: dict[tuple[str, str], float] = {("office-1", "mon-05"): 0.03}
+
 DESKS_PER_OFFICE = 12
 SERVERS_PER_RACK = 6
 
@@ -53,6 +57,11 @@ def planted_role(site: str, device: str) -> str | None:
     if device in PLUG_ROLES:
         return PLUG_ROLES[device]
     return PLANTED.get((site, device))
+
+
+def unreliable(site: str, device: str) -> float:
+    """The share of this device's polls that fail (0: none)."""
+    return UNRELIABLE.get((site, device), 0.0)
 
 
 def _address(n: int) -> str:

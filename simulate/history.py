@@ -49,7 +49,7 @@ from greenwatch.core.schema import (
     Sample,
 )
 from rules.runner import query_client
-from simulate.estate import planted_role
+from simulate.estate import planted_role, unreliable
 
 DEFAULT_ROLE = {
     "server": "server", "host": "server", "desktop": "desktop", "laptop": "desktop", "monitor": "monitor",
@@ -133,6 +133,7 @@ class Series:
     every: int = 1  # write every n-th grid point (a device polled less often)
     ints: frozenset[str] = frozenset()
     digits: int = 2
+    keep: np.ndarray | None = None  # over the device's polls: False where the poll failed
 
 
 @dataclass
@@ -460,18 +461,41 @@ def _meters(sim: Sim, devices: dict[str, Device], roles: dict[str, str]) -> None
 
 
 def _polls(sim: Sim, devices: dict[str, Device], roles: dict[str, str], step: dict[str, int]) -> None:
+    """A poll point per device per poll; an unreliable device's failed polls write
+    `up` 0 with the error, and none of its readings."""
     for name, dev in devices.items():
         rng = sim.rng(name, "poll")
         slow = 400.0 if dev.redfish is not None else 120.0 if dev.snmp is not None else 40.0
         every = step[name]
         n = len(range(0, sim.n, every))
         readings = sum(len(s.fields) for s in sim.series[name])
+        down = _failed_polls(sim, name, rng, n)
         for s in sim.series[name]:
-            s.every = every
+            s.every, s.keep = every, ~down
+        duration = slow * rng.lognormal(0.0, 0.3, n)
         sim.series[name].append(Series(
-            POLL, {}, {"up": np.ones(n, dtype=np.int64), "duration_ms": slow * rng.lognormal(0.0, 0.3, n),
+            POLL, {}, {"up": np.ones(n, dtype=np.int64), "duration_ms": duration,
                        "readings": np.full(n, readings), "problems": np.zeros(n, dtype=np.int64)},
-            every=every, ints=frozenset({"up", "readings", "problems"})))
+            every=every, ints=frozenset({"up", "readings", "problems"}), keep=~down))
+        if down.any():
+            timeout_ms = 1000 * (dev.timeout or 2.0)
+            sim.series[name].append(Series(
+                POLL, {}, {"up": np.zeros(n, dtype=np.int64), "duration_ms": np.full(n, timeout_ms),
+                           "readings": np.zeros(n, dtype=np.int64), "problems": np.zeros(n, dtype=np.int64),
+                           "error": np.full(n, f"no answer within {timeout_ms / 1000:g} s")},
+                every=every, ints=frozenset({"up", "readings", "problems"}), keep=down))
+
+
+def _failed_polls(sim: Sim, name: str, rng: np.random.Generator, n: int) -> np.ndarray:
+    """Which polls fail: none, or for an unreliable device (simulate.estate.UNRELIABLE)
+    a share at random and a two-hour outage a third of the way in."""
+    share = unreliable(sim.site.name, name)
+    down = np.zeros(n, dtype=bool)
+    if share and n:
+        down |= rng.random(n) < share
+        start = n // 3
+        down[start:start + max(1, round(2 * 3600 / (sim.step_s * max(1, round(sim.n / n)))))] = True
+    return down
 
 
 # -- line protocol ---------------------------------------------------------------------
@@ -484,17 +508,25 @@ def series_head(measurement: str, tags: dict[str, str]) -> str:
 
 
 def _lines(head: str, s: Series, stamps: list[str]) -> list[str]:
+    times = stamps[:: s.every]
+    keep = None if s.keep is None or s.keep.all() else s.keep
     columns = []
     for name, values in s.fields.items():
         # Arrays over the whole grid are thinned to the device's polls; some are built thinned.
         vals = values[:: s.every] if len(values) == len(stamps) else values
-        if name in s.ints:
+        if keep is not None:
+            vals = vals[keep]
+        if vals.dtype.kind in "US":  # a string field (a poll's error): simulated text, nothing to escape
+            columns.append([f'{name}="{v}"' for v in vals.tolist()])
+        elif name in s.ints:
             columns.append([f"{name}={v}i" for v in vals.astype(np.int64).tolist()])
         else:
             fmt = f"{name}={{:.{s.digits}f}}".format
             columns.append([fmt(v) for v in vals.tolist()])
+    if keep is not None:
+        times = [t for t, k in zip(times, keep.tolist()) if k]
     fields = columns[0] if len(columns) == 1 else [",".join(row) for row in zip(*columns)]
-    return [f"{head} {f} {t}" for f, t in zip(fields, stamps[:: s.every])]
+    return [f"{head} {f} {t}" for f, t in zip(fields, times)]
 
 
 def device_lines(sim: Sim, device: Device, kind: str, stamps: list[str]) -> Iterator[list[str]]:

@@ -127,3 +127,17 @@ def test_a_step_the_rollups_would_read_as_gaps_is_refused(influxdb, tmp_path, ca
     assert "--step: a 900 s step is longer than the rollups bridge" in capsys.readouterr().err
     names = influxdb.query("SHOW DATABASES")["results"][0]["series"][0]["values"]
     assert ["sim_refused"] not in names  # nothing written
+
+
+def test_an_unreliable_device_misses_polls_and_writes_no_readings_then(influxdb, simulated_week) -> None:
+    _, db = simulated_week
+    down = influxdb.query('SELECT count("up") FROM "poll" WHERE "up" = 0 GROUP BY "site", "device"',
+                          db=db)["results"][0]["series"]
+    assert [(s["tags"]["site"], s["tags"]["device"]) for s in down] == [("office-1", "mon-05")]
+    failed = down[0]["values"][0][1]
+    polls = 7 * 288  # a week at 5-minute steps
+    assert 24 + 0.01 * polls <= failed <= 24 + 0.06 * polls  # the 2-hour outage and ~3% at random
+    errors = influxdb.query('SELECT "error" FROM "poll" WHERE "device" = \'mon-05\' AND "up" = 0', db=db)
+    assert {v[1] for v in errors["results"][0]["series"][0]["values"]} == {"no answer within 2 s"}
+    readings = influxdb.query('SELECT count("watts") FROM "power" WHERE "device" = \'mon-05\'', db=db)
+    assert readings["results"][0]["series"][0]["values"][0][1] == polls - failed
