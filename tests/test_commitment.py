@@ -172,3 +172,54 @@ def test_bad_commitment_exits_2_with_file_and_line(influxdb, influx_db, tmp_path
     err = capsys.readouterr().err
     assert f"{path}:{line + 2}:" in err, err  # two lines (influxdb, spool) before the commitment
     assert message in err, err
+
+
+def test_a_measured_baseline_is_the_rollups_over_its_period(influxdb, influx_db, tmp_path, capsys) -> None:
+    write_rollups(influxdb, influx_db)
+    # The baseline period: two days in January 2025, the data centre at 12 kWh an hour
+    # (8 of them IT), the office at 4; 0.2 kgCO2e per kWh.
+    lines = []
+    for h in range(48):
+        ns = (int(dt.datetime(2025, 1, 6, tzinfo=UTC).timestamp()) + 3600 * h) * 10**9
+        lines.append(f"site_energy,site=dc kwh=12.0,it_kwh=8.0,kgco2e=2.4 {ns}")
+        lines.append(f"site_energy,site=office kwh=4.0,kgco2e=0.8 {ns}")
+    urllib.request.urlopen(urllib.request.Request(f"{influxdb.url}/write?db={influx_db}",
+                                                  data="\n".join(lines).encode(), method="POST"))
+    path = write_config(tmp_path, influxdb, influx_db, """\
+commitment:
+  baseline: {from: 2025-01-06, to: 2025-01-08, measured: true}
+  targets:
+    - {year: 2030, metric: kwh, cut_percent: 40}
+    - {year: 2030, metric: tco2e, cut_percent: 40}
+    - {year: 2030, metric: pue, site: dc, max: 1.3}
+    - {year: 2030, metric: after_hours_share, sites: [office], max: 0.2}
+""")
+    assert main(["commitment", "--config", str(path), "--at", AS_OF.isoformat(), "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    targets = {t["metric"]: t for t in got["targets"]}
+    per_year = 365 / 2  # two days' figures scaled to 365 days
+    assert targets["kwh"]["baseline"] == pytest.approx(48 * 16 * per_year)
+    assert targets["kwh"]["target"] == pytest.approx(48 * 16 * per_year * 0.6)
+    assert targets["tco2e"]["baseline"] == pytest.approx(48 * 3.2 * per_year / 1000)
+    assert targets["pue"]["baseline"] == pytest.approx(12 / 8)
+    # 6-7 and 7-8 January 2025 are a Monday and a Tuesday: 20 business hours of 48.
+    assert targets["after_hours_share"]["baseline"] == pytest.approx(28 / 48)
+    b_end = dt.datetime(2025, 1, 8, tzinfo=UTC)
+    assert targets["pue"]["trajectory"] == pytest.approx(
+        straight(b_end, 1.5, dt.datetime(2031, 1, 1, tzinfo=UTC), 1.3, AS_OF))
+
+
+async def test_after_hours_share_for_the_report(influxdb, influx_db, tmp_path) -> None:
+    from greenwatch.config import load_config
+    from reports.commitment import after_hours_share
+    from rules.runner import query_client
+
+    write_rollups(influxdb, influx_db)
+    config = load_config(write_config(tmp_path, influxdb, influx_db))
+    async with query_client(config.influxdb) as client:
+        share = await after_hours_share(config, client, "office", START, AS_OF)
+        weekend = await after_hours_share(config, client, "office", AS_OF - dt.timedelta(days=2), AS_OF)
+        none = await after_hours_share(config, client, "office", AS_OF, AS_OF + dt.timedelta(days=1))
+    assert share == pytest.approx(152 / 312)
+    assert weekend == pytest.approx(1.0)  # Saturday and Sunday: all after hours
+    assert none is None
