@@ -295,7 +295,11 @@ async def commitment_progress(config: HasCommitment, client: QueryClient, as_of:
 
     # The baseline's annual figures.
     if b.measured:
-        base_counted = [s for n, s in base_sums.items() if n in names]
+        base_counted = [s for n, s in base_sums.items() if n in names and s.hours]
+        if not base_counted and any(t.metric in ("tco2e", "kwh") for t in c.targets):
+            raise InputError([(f"commitment.baseline: measured, but {b.start} to {b.end} has no site_energy rollups "
+                               f"for {', '.join(names) or 'any site'}: run `greenwatch rollup` over it, or give "
+                               f"the baseline's kwh or tco2e")])
         base_kwh = sum(s.kwh for s in base_counted) * b_scale if base_counted else None
         base_t = sum(s.kgco2e for s in base_counted) / 1000 * b_scale if base_counted else None
     else:
@@ -322,8 +326,7 @@ async def commitment_progress(config: HasCommitment, client: QueryClient, as_of:
         if t.metric in ("tco2e", "kwh"):
             baseline = base_t if t.metric == "tco2e" else base_kwh
             actual = (actual_kg / 1000 if actual_kg is not None else None) if t.metric == "tco2e" else actual_kwh
-            if baseline is None:
-                continue  # cannot happen for a valid config: kept defensive for measured-but-empty baselines
+            assert baseline is not None  # the config requires it, and a measured one is checked above
             progress = _progress(t, "all", baseline, actual, line(t.metric, baseline), as_of)
             if t.metric == "tco2e" and base_kwh is not None:
                 b_fixed = base_kwh * fixed / 1000

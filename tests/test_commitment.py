@@ -223,3 +223,15 @@ async def test_after_hours_share_for_the_report(influxdb, influx_db, tmp_path) -
     assert share == pytest.approx(152 / 312)
     assert weekend == pytest.approx(1.0)  # Saturday and Sunday: all after hours
     assert none is None
+
+
+def test_a_measured_baseline_without_rollups_is_bad_input(influxdb, influx_db, tmp_path, capsys) -> None:
+    write_rollups(influxdb, influx_db)
+    path = write_config(tmp_path, influxdb, influx_db, """\
+commitment:
+  baseline: {from: 2023-01-01, to: 2024-01-01, measured: true}
+  targets:
+    - {year: 2030, metric: kwh, cut_percent: 40}
+""")
+    assert main(["commitment", "--config", str(path), "--at", AS_OF.isoformat()]) == 2
+    assert "measured, but 2023-01-01 to 2024-01-01 has no site_energy rollups" in capsys.readouterr().err
