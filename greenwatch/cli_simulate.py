@@ -64,6 +64,8 @@ def dispatch(args: argparse.Namespace) -> int:
         raise InputError([f"--scale: expected 1 to 1000, got {args.scale}"])
     end = _end(args.end)
     if args.estate:
+        if args.config.exists():  # never over someone's own config
+            raise InputError([f"--estate: {args.config} exists; give a new path for the demo estate's config"])
         write_estate_config(args.config.parent, args.influx, args.database, scale=args.scale, name=args.config.name)
         out.print(f"wrote the demo estate's config to {args.config}", highlight=False)
     # load() checks the whole config, its profiles and its rules: bad input stops here.

@@ -125,7 +125,7 @@ def test_a_step_the_rollups_would_read_as_gaps_is_refused(influxdb, tmp_path, ca
     path = write_estate_config(tmp_path, influxdb.url, "sim_refused")
     assert main(["simulate", "--config", str(path), "--end", END.isoformat(), "--step", "900"]) == 2
     assert "--step: a 900 s step is longer than the rollups bridge" in capsys.readouterr().err
-    names = influxdb.query("SHOW DATABASES")["results"][0]["series"][0]["values"]
+    names = influxdb.query("SHOW DATABASES")["results"][0]["series"][0].get("values", [])
     assert ["sim_refused"] not in names  # nothing written
 
 
@@ -141,3 +141,11 @@ def test_an_unreliable_device_misses_polls_and_writes_no_readings_then(influxdb,
     assert {v[1] for v in errors["results"][0]["series"][0]["values"]} == {"no answer within 2 s"}
     readings = influxdb.query('SELECT count("watts") FROM "power" WHERE "device" = \'mon-05\'', db=db)
     assert readings["results"][0]["series"][0]["values"][0][1] == polls - failed
+
+
+def test_estate_never_overwrites_a_config(influxdb, tmp_path, capsys) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text("sites: []\n")
+    assert main(["simulate", "--config", str(path), "--estate", "--influx", influxdb.url, "--end", END.isoformat()]) == 2
+    assert f"--estate: {path} exists" in capsys.readouterr().err
+    assert path.read_text() == "sites: []\n"
