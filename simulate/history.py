@@ -146,6 +146,7 @@ class Sim:
     clock: Clock
     seed: int
     draw: dict[str, np.ndarray] = field(default_factory=dict)  # device -> watts it draws
+    at_desk: dict[str, np.ndarray] = field(default_factory=dict)  # desk number -> its PC is on (bool)
     series: dict[str, list[Series]] = field(default_factory=lambda: defaultdict(list))
 
     def rng(self, device: str, salt: str = "") -> np.random.Generator:
@@ -207,17 +208,15 @@ def _desktop(sim: Sim, dev: Device, role: str) -> np.ndarray:
     else:
         watts = np.where(on, busy, asleep)
     sim.series[dev.name].append(Series(POWER, {"scope": "device", "entity": "total"}, {"watts": np.clip(watts, 0.5, None)}))
-    sim.draw[f"{dev.name}#on"] = on.astype(float)
+    sim.at_desk[dev.name.split("-", 1)[-1]] = on
     return watts
 
 
 def _monitor(sim: Sim, dev: Device, role: str) -> np.ndarray:
     rng = sim.rng(dev.name)
-    desk = dev.name.split("-", 1)[-1]
-    on = sim.draw.get(f"pc-{desk}#on")
-    if on is None:
-        on = (sim.clock.business).astype(float)
-    watts = np.where(on > 0, rng.uniform(17, 24) + _noise(rng, sim.n, 0.5), 0.3)
+    # On while its desk's PC is (mon-05 goes with pc-05); a monitor with no PC, in business hours.
+    on = sim.at_desk.get(dev.name.split("-", 1)[-1], sim.clock.business)
+    watts = np.where(on, rng.uniform(17, 24) + _noise(rng, sim.n, 0.5), 0.3)
     sim.series[dev.name].append(Series(POWER, {"scope": "device", "entity": "total"}, {"watts": watts}))
     return watts
 
