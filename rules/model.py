@@ -29,6 +29,10 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 # What a summary may say, filled in per finding.
 SUMMARY_KEYS = ("site", "device", "entity", "label", "value", "hours", "threshold", "count",
                 "kwh_per_year", "cost_per_year", "currency", "kgco2e_per_year")
+# Values of the types the engine fills a summary with (rules/engine.py, Engine._finding).
+_SUMMARY_TRIAL = {key: "x" for key in ("site", "device", "entity", "label", "currency")} | {
+    key: 1.5 for key in ("value", "hours", "threshold", "kwh_per_year", "cost_per_year", "kgco2e_per_year")
+} | {"count": 2}
 
 
 _LONG = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(d|w)\s*$")
@@ -97,8 +101,9 @@ class Savings(Strict):
     mean power from `power` (device_power) or the query's `basis` column (basis). The
     second term is there when excess_over, shortfall_below or per_unit is given."""
 
-    excess_over: float | None = None
-    shortfall_below: float | None = None
+    # Finite: an infinite or NaN limit would make every saving infinite or NaN.
+    excess_over: float | None = Field(None, allow_inf_nan=False)
+    shortfall_below: float | None = Field(None, allow_inf_nan=False)
     per_unit: float | None = Field(None, ge=0, allow_inf_nan=False)  # 1 when a delta is given
     base: Literal["one", "device_power", "basis"] = "one"
     fixed_watts: float = Field(0.0, ge=0, allow_inf_nan=False)
@@ -188,6 +193,12 @@ class Rule(Strict):
         for _, name, _, _ in string.Formatter().parse(value):
             if name is not None and name not in SUMMARY_KEYS:
                 raise ValueError(f"unknown placeholder {{{name}}}: expected one of {', '.join(SUMMARY_KEYS)}")
+        # The names are right; a format spec may still not suit the value's type
+        # ({device:.1f}, {value:.q}): fill it once now, not at the first finding.
+        try:
+            value.format_map(_SUMMARY_TRIAL)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+            raise ValueError(f"the summary cannot be filled in: {exc}") from None
         return value
 
     @model_validator(mode="after")

@@ -34,6 +34,8 @@ _KEY = re.compile(r"^\s*([A-Za-z_][\w]*)\s*\{(.*)\}\s+([A-Za-z_]\w*)\s*$")
 _TAG = re.compile(r'\s*([A-Za-z_]\w*)\s*=\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
 _TOKEN = re.compile(r"^(?:(_)|(-?\d+(?:\.\d+)?)(?:([+-])(\d+(?:\.\d+)?))?)(?:x(\d+))?$")
 REL_TOLERANCE = 0.02
+# A year of minutes is ~526k steps; no rule test needs more than this per series.
+MAX_STEPS = 1_000_000
 
 
 def parse_key(key: str) -> tuple[str, dict[str, str], str]:
@@ -61,6 +63,9 @@ def parse_values(text: str) -> list[float | None]:
             raise ValueError(f"cannot read {token!r}: expected V, VxN, V+DxN, V-DxN, _ or _xN")
         gap, start, sign, step, count = match.groups()
         n = int(count) if count else 1
+        # Checked before the list is built: 60x99999999999 would exhaust memory.
+        if len(out) + n > MAX_STEPS:
+            raise ValueError(f"{text!r} has more than {MAX_STEPS:,} steps: expected a shorter series")
         if gap:
             out += [None] * n
             continue
