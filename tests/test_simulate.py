@@ -149,3 +149,41 @@ def test_estate_never_overwrites_a_config(influxdb, tmp_path, capsys) -> None:
     assert main(["simulate", "--config", str(path), "--estate", "--influx", influxdb.url, "--end", END.isoformat()]) == 2
     assert f"--estate: {path} exists" in capsys.readouterr().err
     assert path.read_text() == "sites: []\n"
+
+
+def test_what_feeds_adds_up_what_it_feeds(influxdb, simulated_week) -> None:
+    _, db = simulated_week
+
+    def mean(where: str) -> float:
+        q = f'SELECT mean("watts") FROM "power" WHERE {where}'
+        return influxdb.query(q, db=db)["results"][0]["series"][0]["values"][0][1]
+
+    def total(where: str) -> float:  # the sum of the series' means
+        q = f'SELECT mean("watts") FROM "power" WHERE {where} GROUP BY "device", "scope", "entity"'
+        return sum(s["values"][0][1] for s in influxdb.query(q, db=db)["results"][0]["series"])
+
+    server = mean("\"device\" = 'srv-a1-01'")
+    assert mean("\"device\" = 'pdu-a1' AND \"scope\" = 'outlet' AND \"entity\" = '1'") == pytest.approx(1.01 * server)
+    outlets = total("\"device\" = 'pdu-a2' AND \"scope\" = 'outlet'")
+    assert mean("\"device\" = 'pdu-a2' AND \"scope\" = 'inlet'") == pytest.approx(outlets + 9)  # a Raritan
+    hall_1 = total("\"room\" = 'hall-1' AND \"kind\" = 'pdu' AND (\"scope\" = 'device' OR \"scope\" = 'inlet')")
+    assert mean("\"device\" = 'ups-1' AND \"scope\" = 'output'") == pytest.approx(hall_1)
+
+
+def test_the_office_keeps_its_calendar(influxdb, tmp_path) -> None:
+    """Monday 4 May 2026 is England's Early May bank holiday: the office stays asleep;
+    on Tuesday (British Summer Time) people come in."""
+    db = "sim_holiday"
+    config = load_config(write_estate_config(tmp_path, influxdb.url, db))
+    simulate_history(config, dt.datetime(2026, 5, 6, tzinfo=dt.UTC), 2, step_s=300)
+
+    def desks(start: str, end: str) -> float:
+        q = (f'SELECT mean("watts") FROM "power" WHERE "site" = \'office-1\' AND "kind" = \'desktop\' '
+             f"AND time >= '{start}' AND time < '{end}'")
+        return influxdb.query(q, db=db)["results"][0]["series"][0]["values"][0][1]
+
+    holiday, tuesday = desks("2026-05-04T10:00:00Z", "2026-05-04T14:00:00Z"), desks("2026-05-05T10:00:00Z",
+                                                                                     "2026-05-05T14:00:00Z")
+    assert holiday < 15  # 3 of 12 PCs never sleep (~47 W), the others asleep (2.5 W)
+    assert tuesday > 45
+    influxdb.drop_database(db)
