@@ -10,8 +10,8 @@ Layout for scale N (about 80 x N devices):
 - dc-london: a facility meter, two CRAC units, two UPSes (ups-2 lightly loaded), hall-1
   with 4 x N racks and hall-2 (over-cooled) with 2 racks; each rack has one PDU (APC
   and Raritan in turn) with metered outlets and inlet sensors, Redfish servers on its
-  outlets (fed_by) and a top-of-rack switch. IT is metered at the UPS outputs (PUE
-  category 1).
+  outlets (fed_by) and a top-of-rack PoE switch (rack cameras and sensors). IT is
+  metered at the UPS outputs (PUE category 1).
 - office-1 .. office-N: a floor meter, desks (a desktop PC and its monitor each),
   two printers, smart plugs and two PoE switches. The planted problems are in office-1;
   the other offices are healthy.
@@ -112,7 +112,7 @@ def _data_centre(scale: int, ids: _Numbers) -> dict[str, Any]:
             devices.append({"name": f"srv-{rack}-{s:02d}", "kind": "server", "tags": tags,
                             "redfish": {"url": f"https://{ids.next()}", "verify_tls": False},
                             "fed_by": f"{pdu}/outlet/{s}"})
-        devices.append({"name": f"sw-{rack}", **_snmp(ids, "if-mib", kind="switch"), "tags": tags,
+        devices.append({"name": f"sw-{rack}", **_snmp(ids, ["power-ethernet", "if-mib"], kind="switch"), "tags": tags,
                         "interval": "5m", "fed_by": f"{pdu}/outlet/{servers + 1}"})
     return {
         "name": DC,

@@ -258,13 +258,16 @@ def _appliance(sim: Sim, dev: Device, role: str) -> np.ndarray:
 def _switch(sim: Sim, dev: Device, role: str, every: int) -> np.ndarray:
     rng, c = sim.rng(dev.name), sim.clock
     office = not sim.site.energy.it  # a site that meters no IT load is not a data centre
+    profiles = [dev.profile] if isinstance(dev.profile, str) else list(dev.profile or [])
     traffic = np.where(c.working, 0.15 + 0.85 * bump(c.hour, 7.5, 18.5), 0.1)
-    if office:
-        poe = 30 + 70 * np.where(c.business, 1.0, 0.0) + _noise(rng, sim.n, 2.0)
-        watts = 45 + poe / 0.9 + _noise(rng, sim.n, 1.0)
+    watts = (45.0 if office else rng.uniform(120, 160)) + 15 * traffic + _noise(rng, sim.n, 1.0)
+    if "power-ethernet" in profiles:
+        if office:  # desk phones and access points: busier while people are in
+            poe = 30 + 70 * np.where(c.business, 1.0, 0.0) + _noise(rng, sim.n, 2.0)
+        else:  # rack cameras and door and environment sensors: steady
+            poe = rng.uniform(12, 20) + _noise(rng, sim.n, 0.3)
+        watts = watts + poe / 0.9  # what the switch hands on, and its PoE supply's loss
         sim.series[dev.name].append(Series(POWER, {"scope": "output", "entity": "1"}, {"watts": poe}, every=every))
-    else:
-        watts = rng.uniform(120, 160) + 15 * traffic + _noise(rng, sim.n, 1.5)
     sim.series[dev.name].append(Series(POWER, {"scope": "device", "entity": "total"}, {"watts": watts}, every=every))
     ports, down = (48, 40) if role == "idle-ports" else (24 if office else 16, 0)
     rate = traffic[::every] * 2e6 * sim.step_s * every  # octets per poll at full traffic
