@@ -10,7 +10,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from greenwatch import cli_commitment, cli_dashboards, cli_energy, cli_simulate, cli_report, cli_rules, cli_status, logs
+from greenwatch import cli_commitment, cli_dashboards, cli_demo, cli_energy, cli_simulate, cli_report, cli_rules, cli_status, logs
 from greenwatch.core.schema import device_watts
 from greenwatch.core.spool import SpoolLockedError
 from greenwatch.core.yamlfile import InputError
@@ -55,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     cli_commitment.add_commands(sub)
     cli_report.add_commands(sub)
     cli_status.add_commands(sub)
+    cli_demo.add_commands(sub)
     return p
 
 
@@ -101,6 +102,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return cli_report.dispatch(args)
     if args.command in cli_status.COMMANDS:
         return cli_status.dispatch(args)
+    if args.command in cli_demo.COMMANDS:
+        return cli_demo.dispatch(args)
     from greenwatch import service
 
     if args.command == "profiles":
