@@ -35,6 +35,7 @@ from greenwatch.http_api import HttpApi
 from energy.intensity import cache_dir_beside
 from energy.rollup import periodic_job as energy_job
 from energy.rollup import site_inputs
+from reports.commitment import check_sites as check_commitment_sites
 from reports.schedule import periodic_job as report_job
 from reports.schedule import sent_log_beside
 from rules.loader import load_rules
@@ -72,6 +73,7 @@ def load(path: Path | str) -> Loaded:
         raise InputError([problem_at(path, node, loc, f"unknown profile {name!r} (known: {known})")
                           for loc, name in unknown])
     load_rules(config.rules.dirs, config.rules.shipped)  # a bad rule is bad input too
+    check_commitment_sites(config, path)  # a misspelt site in the commitment would count nothing
     _warn_of_old_spool(path, config)
     return Loaded(path, config, profiles)
 

@@ -235,3 +235,12 @@ commitment:
 """)
     assert main(["commitment", "--config", str(path), "--at", AS_OF.isoformat()]) == 2
     assert "measured, but 2023-01-01 to 2024-01-01 has no site_energy rollups" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("commitment,line,message", [b for b in BAD if "no site" in b[2]])
+def test_check_refuses_a_commitment_naming_no_site(influxdb, influx_db, tmp_path, capsys, commitment, line,
+                                                   message) -> None:
+    path = write_config(tmp_path, influxdb, influx_db, commitment)
+    assert main(["check", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}:{line + 2}:" in err and message in err, err
