@@ -66,8 +66,17 @@ def _check(args: argparse.Namespace) -> None:
     if args.influx_port is not None and not _tcp_free(args.influx_port):
         problems.append(f"--influx-port: tcp port {args.influx_port} on 127.0.0.1 is in use by another program; "
                         "the demo never writes into an InfluxDB it did not start: choose another port")
+    if snmpsim_responder() is None:
+        problems.append("snmpsim-command-responder not found (it plays the demo's SNMP devices): "
+                        "pip install -e '.[demo]' in this checkout, or run ./demo/run.sh")
     if problems:
         raise InputError(problems)
+
+
+def snmpsim_responder() -> str | None:
+    from simulate.live.__main__ import responder
+
+    return responder()
 
 
 def _tcp_free(port: int) -> bool:

@@ -32,8 +32,14 @@ def _die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
 
 
+def responder() -> str | None:
+    """snmpsim's agent: on PATH, or beside this Python (a virtual environment not activated)."""
+    beside = Path(sys.executable).parent / "snmpsim-command-responder"
+    return shutil.which("snmpsim-command-responder") or (str(beside) if beside.exists() else None)
+
+
 def start_agent(port: int, data_dir: Path, bind: str, log_path: Path) -> subprocess.Popen[bytes]:
-    exe = shutil.which("snmpsim-command-responder") or str(Path(sys.executable).parent / "snmpsim-command-responder")
+    exe = responder() or "snmpsim-command-responder"
     cache = data_dir.parent / f"{data_dir.name}-cache"
     cache.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as out:
