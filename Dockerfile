@@ -1,13 +1,11 @@
-# greenwatch collector image. `docker compose up` builds it.
+# The greenwatch image docker-compose.yml builds: the service, the CLI, and the demo's
+# simulated devices (simulate/live reads the profiles' recordings in tests/recordings,
+# so the checkout is copied whole and installed in place).
 FROM python:3.11-slim
 WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY greenwatch greenwatch
-COPY collector collector
-COPY rules rules
-COPY dashboards dashboards
-RUN pip install --no-cache-dir .
-# The spool lives on a volume so nothing accepted is lost across restarts.
+COPY . .
+RUN pip install --no-cache-dir -e '.[demo]'
+# The spool (and the demo's config) live on volumes: nothing accepted is lost across restarts.
 VOLUME /var/lib/greenwatch
 ENTRYPOINT ["greenwatch"]
 CMD ["run", "--config", "/etc/greenwatch/greenwatch.yaml"]

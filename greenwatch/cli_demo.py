@@ -214,7 +214,7 @@ async def _demo(args: argparse.Namespace, config_path: Path) -> int:
     return await _live(loaded, config_path, report, folder)
 
 
-def _report_week(now: dt.datetime, days: float | None, zone: str):  # noqa: ANN202 (reports.weekly.Week)
+def _report_week(now: dt.datetime, days: float | None, zone: str):
     """The last complete week when the history covers it, else this week so far."""
     from reports.weekly import last_complete_week
 
@@ -224,7 +224,7 @@ def _report_week(now: dt.datetime, days: float | None, zone: str):  # noqa: ANN2
     return week
 
 
-async def _report(config, week) -> Path:  # noqa: ANN001 (Config and Week stay lazy-imported)
+async def _report(config, week) -> Path:
     from greenwatch.cli_report import run_report
 
     outcome = await run_report(config, week, config.report.out_dir, send=False)
@@ -257,7 +257,7 @@ def _dashboards(url: str | None, config_path: Path, folder: Path) -> Path:
     return folder
 
 
-async def _live(loaded, config_path: Path, report: Path, dashboards: Path) -> int:  # noqa: ANN001
+async def _live(loaded, config_path: Path, report: Path, dashboards: Path) -> int:
     """The service, polling live until Ctrl-C (or SIGTERM); then it drains and stops."""
     from greenwatch.service import Service
 

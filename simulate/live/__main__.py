@@ -14,13 +14,14 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from collector.profiles import load_profiles
 from greenwatch.config import load_config
 from simulate.live.http import application
-from simulate.live.layout import LAYOUT, Layout, community
+from simulate.live.layout import LAYOUT, Layout, community, write_live_estate
 from simulate.live.readings import STEP_S, LiveEstate
 from simulate.live.snmp import snmprec, write_atomically
 
@@ -47,10 +48,10 @@ def start_agent(port: int, data_dir: Path, bind: str, log_path: Path) -> subproc
             [exe, f"--data-dir={data_dir}", f"--cache-dir={cache}", f"--agent-udpv4-endpoint={bind}:{port}",
              "--log-level=error"],
             stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, "SNMPSIM_ALLOW_ROOT": "true"}, preexec_fn=_die_with_parent)
+            env={**os.environ, "SNMPSIM_ALLOW_ROOT": "true"}, preexec_fn=_die_with_parent)  # noqa: PLW1509 (started before any thread)
 
 
-def write_recordings(estate: LiveEstate, layout: Layout, profiles) -> None:  # noqa: ANN001
+def write_recordings(estate: LiveEstate, layout: Layout, profiles) -> None:
     for agent in layout.agents:
         folder = Path(agent.data_dir)
         folder.mkdir(parents=True, exist_ok=True)
@@ -95,11 +96,36 @@ async def serve(data_dir: Path, seed: int) -> None:
                 proc.wait()
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m simulate.live", description=__doc__)
     p.add_argument("data_dir", type=Path)
     p.add_argument("--seed", type=int, default=1)
-    args = p.parse_args(argv)
+    p.add_argument("--write-config", metavar="INFLUX_URL",
+                   help="first write DATA_DIR/greenwatch.yaml and live.json for this InfluxDB (docker-compose)")
+    p.add_argument("--host", default="127.0.0.1", help="with --write-config: the devices' address in the config")
+    p.add_argument("--bind", default="127.0.0.1", help="with --write-config: where the devices listen")
+    p.add_argument("--base-port", type=int, help="with --write-config: fixed ports from here (default: free ones)")
+    p.add_argument("--scale", type=int, default=1)
+    p.add_argument("--influx-token-env", metavar="NAME",
+                   help="with --write-config: the config reads InfluxDB's token from this variable (2.x, 3.x)")
+    return p
+
+
+def write_config(args: argparse.Namespace) -> Path:
+    """--write-config: the live estate's config and layout, as the container needs them."""
+    extra: dict[str, Any] = {}
+    if args.influx_token_env:
+        extra["influxdb"] = {"token": f"${{{args.influx_token_env}}}"}  # the name, never the token
+    if args.bind != "127.0.0.1":  # in a container: the service's endpoint reachable from outside it
+        extra["http"] = {"listen": args.bind}
+    return write_live_estate(args.data_dir, args.write_config, scale=args.scale, host=args.host, bind=args.bind,
+                             base_port=args.base_port, extra=extra)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.write_config:
+        write_config(args)
     asyncio.run(serve(args.data_dir, args.seed))
     return 0
 
