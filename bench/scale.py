@@ -27,6 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+# The project's packages before this folder's scripts (bench/energy.py is not `energy`).
+sys.path.insert(0, str(ROOT))
 
 import yaml  # noqa: E402
 from realparts.influx import start_influx_server  # noqa: E402
@@ -103,7 +105,7 @@ async def run(loaded: service.Loaded, seconds: float) -> dict:
         "accepted": svc.collector.accepted,
         "engine": svc.engine.name,
     }
-    await svc.close(flush_timeout_s=60)
+    await svc.close(within_s=60)
     result["written"] = svc.sink.stats().written
     return result
 

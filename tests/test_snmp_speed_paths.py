@@ -172,3 +172,30 @@ async def test_pysnmp_walk_below_hlapi_reads_what_net_snmp_reads(snmpd, max_repe
                 assert str(var.value) == text.split("(")[-1].rstrip(")"), (column, suffix, text)
     assert scalars["1.3.6.1.2.1.1.99.0"] is None
     assert scalars["1.3.6.1.2.1.1.2.0"].type == OID
+
+
+@pytest.mark.parametrize("numbers", [
+    list(range(1, 23)),  # every ifEntry column: one walk of the entry
+    [1, 2, 3, 5, 6, 7, 8, 10],  # most of 1..10: one walk, columns 4 and 9 dropped
+    [2, 10],  # sparse: a walk per column
+])
+async def test_gufo_table_walk_equals_the_reference(snmpd, numbers):
+    host, port = str(snmpd.address).rsplit(":", 1)
+    target = Target(host, int(port), "2c", community=snmpd.community, timeout=5, retries=1)
+    columns = [f"1.3.6.1.2.1.2.2.1.{n}" for n in numbers]
+    reference, gufo = PysnmpEngine(), GufoEngine()
+    try:
+        await gufo.walk(target, columns)  # cold: types learned through pysnmp
+        calls = gufo.reference_calls
+        warm = await gufo.walk(target, columns)
+        expected = await reference.walk(target, columns)
+    finally:
+        await gufo.close()
+        await reference.close()
+    assert gufo.reference_calls == calls  # the warm walk is gufo's alone
+    assert set(warm) == set(columns)  # nothing from columns not asked for
+    # ifInOctets (10) moves between the two reads; everything else is static here.
+    for column in columns:
+        assert list(warm[column]) == list(expected[column]), column
+        if not column.endswith(".10"):
+            assert warm[column] == expected[column], column

@@ -120,7 +120,10 @@ _KIND = {
 _SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
 _PROBE_CHUNK = 24  # OIDs per typing GET: well under any agent's PDU size
 _MAX_SESSIONS = 256  # open UDP sockets
-_MAX_AGENTS = 4096  # agents whose types are remembered
+# Agents whose types are remembered: above the devices one process polls (10,000 in
+# bench/scale.py), or every poll past it would relearn its types through pysnmp.
+# A few kB per agent.
+_MAX_AGENTS = 65_536
 _MAX_TYPED_OIDS = 200_000  # per agent; past it the agent's OID types are relearned
 _V3_RESYNC_AFTER = 120.0  # seconds; the USM time window is 150 s
 # Types are relearned this often (one pysnmp-speed poll per device), so a device
@@ -219,6 +222,10 @@ class GufoEngine:
             unknown: list[tuple[str, str]] = []  # (column, index suffix) still untyped
             raw: dict[str, object] = {}
             entry = await self._session(target, key) if len(fresh) < len(columns) else None
+            warm = [normal[col] for col in columns if col not in fresh]
+            span = _span(warm) if not fresh else None
+            walked = (await self._walk_span(target, entry, *span) if span is not None  # type: ignore[arg-type]
+                      else None)
             for col in columns:
                 if col in fresh:
                     continue
@@ -229,7 +236,9 @@ class GufoEngine:
                 uniform_kind = _KIND[uniform] if uniform else None
                 by_oid = types.oids
                 rows = result[col]
-                for oid, value in await self._walk_column(target, entry, column):  # type: ignore[arg-type]
+                items = (walked.get(column, []) if walked is not None
+                         else await self._walk_column(target, entry, column))  # type: ignore[arg-type]
+                for oid, value in items:
                     if not oid.startswith(prefix):
                         break
                     suffix = oid[cut:]
@@ -382,7 +391,28 @@ class GufoEngine:
             except Exception as exc:  # noqa: BLE001
                 error = exc
 
-    async def _walk_column(self, target: Target, entry: _Session, column: str) -> list[tuple[str, object]]:
+    async def _walk_span(self, target: Target, entry: _Session, table: str,
+                         last: int) -> dict[str, list[tuple[str, object]]]:
+        """Columns 1..`last` of one table in one walk of the table's entry, as
+        snmp_exporter walks a table: GETBULK replies run on from one column into the
+        next instead of each column's walk ending in a short reply of its own.
+        Returns (oid, value) per column, stopping once past column `last`."""
+        prefix = table + "."
+        cut = len(prefix)
+        out: dict[str, list[tuple[str, object]]] = {}
+        current = "\0"  # no OID starts with it: the first item opens its column
+        rows: list[tuple[str, object]] = []
+        for item in await self._walk_column(target, entry, table, last):
+            oid = item[0]
+            if not oid.startswith(current):
+                number = oid[cut:].partition(".")[0]
+                current = prefix + number + "."
+                rows = out.setdefault(prefix + number, [])
+            rows.append(item)
+        return out
+
+    async def _walk_column(self, target: Target, entry: _Session, column: str,
+                           last: int | None = None) -> list[tuple[str, object]]:
         """All (oid, value) gufo gives for one column: GETBULK (v2c, v3) or GETNEXT
         (v1), each request retried on timeout. gufo stops where the agent leaves the
         column or answers endOfMibView (v1: noSuchName)."""
@@ -421,6 +451,8 @@ class GufoEngine:
                     remember(item[0])
                     append(item)
                 buffer.clear()
+            if last is not None and _column_number(column, out[-1][0]) > last:
+                return out  # past the last column wanted from this table
             if len(out) > 10_000_000:  # a broken agent counting forever
                 raise SnmpError(f"walk of {column} did not end after 10 million rows")
 
@@ -549,6 +581,31 @@ def _normal(oid: str) -> str:
     if len(parts) < 2 or not all(p.isdigit() and p.isascii() for p in parts):
         raise SnmpError(f"not a numeric OID: {oid!r}")
     return ".".join(str(int(p)) for p in parts)
+
+
+def _span(columns: list[str]) -> tuple[str, int] | None:
+    """(table entry, last column number) when `columns` are most of the columns
+    1..last of one table entry (a quarter of them may be missing), so that walking
+    the entry wastes little on columns nobody asked for; else None."""
+    if len(columns) < 2:
+        return None
+    table = columns[0].rpartition(".")[0]
+    numbers: set[int] = set()
+    for column in columns:
+        parent, _, number = column.rpartition(".")
+        if parent != table:
+            return None
+        numbers.add(int(number))
+    last = max(numbers)
+    if len(numbers) != len(columns) or len(numbers) * 4 < last * 3:
+        return None
+    return table, last
+
+
+def _column_number(table: str, oid: str) -> int:
+    """The column number of `oid` in `table`'s entry (0 outside it)."""
+    head = oid[len(table) + 1 :].partition(".")[0] if oid.startswith(table + ".") else ""
+    return int(head) if head.isdigit() else 0
 
 
 def _learn_column(types: _Types, column: str, rows: dict[str, Var]) -> None:
