@@ -197,7 +197,16 @@ class Rollup:
             if progress:
                 progress(self.stats.hours, total)
 
-        await asyncio.gather(*(one(c0, c1) for c0, c1 in chunks))
+        tasks = [asyncio.ensure_future(one(c0, c1)) for c0, c1 in chunks]
+        try:
+            await asyncio.gather(*tasks)
+        except BaseException:
+            # One chunk failed (InfluxDB gone): stop the others before the caller
+            # closes the client, or they would go on asking through a closed one.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
         return self.stats
 
     # -- one chunk of hours ---------------------------------------------------------

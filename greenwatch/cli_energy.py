@@ -25,11 +25,12 @@ from energy.intensity import cache_dir_beside
 from energy.report import Report, read_report
 from energy.rollup import Rollup, site_inputs
 from greenwatch.config import Config, load_config
+from greenwatch.core.influx import InfluxError
 from greenwatch.core.yamlfile import InputError, load_yaml, problem_at
 from rules.runner import query_client
 
 COMMANDS = ("rollup", "energy")
-EXIT_OK, EXIT_BAD_INPUT = 0, 2
+EXIT_OK, EXIT_INFLUX, EXIT_BAD_INPUT = 0, 1, 2
 
 
 def _console() -> Console:
@@ -94,12 +95,19 @@ def dispatch(args: argparse.Namespace) -> int:
     start, end = parse_period(args)
     config = load_config(args.config)
     check_meters(config, args.config)
-    if args.command == "rollup":
-        return asyncio.run(_rollup(config, start, end))
-    if args.site is not None and args.site not in {s.name for s in config.sites}:
+    if args.command != "rollup" and args.site is not None and args.site not in {s.name for s in config.sites}:
         known = ", ".join(s.name for s in config.sites) or "none"
         raise InputError([f"--site: no site {args.site!r} in {args.config} (sites: {known})"])
-    return asyncio.run(_energy(config, start, end, args.site, args.json))
+    try:
+        if args.command == "rollup":
+            return asyncio.run(_rollup(config, start, end))
+        return asyncio.run(_energy(config, start, end, args.site, args.json))
+    except InfluxError as exc:
+        # InfluxDB down or dying mid-run: one line, not a traceback. A rollup is
+        # idempotent, so the remedy is to run it again once InfluxDB is back.
+        again = "; what was written stays, and running the rollup again completes it" if args.command == "rollup" else ""
+        print(f"greenwatch {args.command}: InfluxDB failed: {exc}{again}", file=sys.stderr)
+        return EXIT_INFLUX
 
 
 async def _rollup(config: Config, start: dt.datetime, end: dt.datetime) -> int:
