@@ -36,7 +36,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     p = subparsers.add_parser("simulate", help="write an estate's generated history into InfluxDB, roll it up, run the rules")
     p.add_argument("--config", "-c", required=True, type=Path)
     p.add_argument("--days", type=float, default=7.0, help="how many days of history (default 7)")
-    p.add_argument("--end", help="end of the history (ISO time or date; default: the last UTC midnight)")
+    p.add_argument("--end", help="end of the history (ISO time or date; default: now)")
     p.add_argument("--seed", type=int, default=1, help="the same seed gives the same points (default 1)")
     p.add_argument("--step", type=int, default=60, metavar="SECONDS", help="poll interval simulated (default 60)")
     p.add_argument("--estate", action="store_true",
@@ -48,8 +48,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
 
 
 def _end(text: str | None) -> dt.datetime:
-    if text is None:
-        return dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    if text is None:  # up to now, so that live data (the demo's) carries straight on
+        return dt.datetime.now(dt.UTC).replace(second=0, microsecond=0)
     return parse_when(text, "--end").astimezone(dt.UTC)
 
 

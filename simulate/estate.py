@@ -29,7 +29,7 @@ DC = "dc-london"
 # Every other device behaves as its kind's healthy default (simulate.history.DEFAULT_ROLE).
 PLANTED: dict[tuple[str, str], str] = {
     (DC, "srv-b1-02"): "zombie",           # zombie-server: idle CPU, steady power all week
-    (DC, "ups-2"): "light-ups",            # ups-low-load (and ups-low-efficiency: ~88% at ~10% load)
+    (DC, "ups-2"): "light-ups",            # ups-low-load (and ups-low-efficiency: ~84% at ~8% load)
     (DC, "crac-2"): "overcooling",         # overcooling: hall-2's inlets at 15-17 C
     (DC, "pdu-b2"): "hidden-load",         # unlabelled-outlet-load: outlet 8 draws ~90 W, no label
     ("office-1", "pc-03"): "night-owl",    # pc-on-overnight

@@ -63,7 +63,7 @@ PROFILE_KINDS = {"apc-rpdu2": "pdu", "raritan-pdu2": "pdu", "eaton-epdu": "pdu",
 BATCH_LINES = 50_000
 OUTLETS_PER_PDU = 8
 HEALTHY_UPS_LOAD = 0.48  # a healthy UPS's mean load (share of its rating)
-LIGHT_UPS_LOAD = 0.10
+LIGHT_UPS_LOAD = 0.08  # low enough that even its busiest hour stays below 90% efficiency
 COOLING_PER_IT_W = {"cooling": 0.55, "overcooling": 0.85}  # CRAC watts per watt of IT heat
 
 

@@ -79,12 +79,16 @@ EXPECTED = {
 }
 
 
-def test_the_rules_find_exactly_the_planted_problems(influxdb, simulated_week) -> None:
-    _, db = simulated_week
+def open_findings(influxdb: InfluxServer, db: str) -> set[tuple[str, str, str | None, str | None]]:
     series = influxdb.query('SELECT last("open") FROM "finding" GROUP BY "rule", "site", "device", "entity"',
                             db=db)["results"][0].get("series", [])
-    found = {(s["tags"]["rule"], s["tags"]["site"], s["tags"]["device"] or None, s["tags"]["entity"] or None)
-             for s in series if s["values"][0][1] == 1}
+    return {(s["tags"]["rule"], s["tags"]["site"], s["tags"]["device"] or None, s["tags"]["entity"] or None)
+            for s in series if s["values"][0][1] == 1}
+
+
+def test_the_rules_find_exactly_the_planted_problems(influxdb, simulated_week) -> None:
+    _, db = simulated_week
+    found = open_findings(influxdb, db)
     assert found == EXPECTED
     # Every planted device is behind a finding; the over-cooling CRAC shows in its room's
     # inlet sensors (on hall-2's PDUs).
@@ -186,4 +190,15 @@ def test_the_office_keeps_its_calendar(influxdb, tmp_path) -> None:
                                                                                      "2026-05-05T14:00:00Z")
     assert holiday < 15  # 3 of 12 PCs never sleep (~47 W), the others asleep (2.5 W)
     assert tuesday > 45
+    influxdb.drop_database(db)
+
+
+def test_the_planted_problems_do_not_depend_on_when_the_week_ends(influxdb, tmp_path) -> None:
+    """A week ending on a Wednesday afternoon (the demo's ends whenever it is started):
+    the rules find the same problems as in a week ending at Monday's midnight."""
+    db = "sim_midweek"
+    path = tmp_path / "greenwatch.yaml"
+    assert main(["simulate", "--config", str(path), "--estate", "--influx", influxdb.url, "--database", db,
+                 "--end", "2026-03-11T15:21:00Z", "--step", "300", "--seed", "3"]) == 0
+    assert open_findings(influxdb, db) == EXPECTED
     influxdb.drop_database(db)
