@@ -12,7 +12,7 @@ import logging
 import ssl
 from collections.abc import Sequence
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate, getaddresses, make_msgid
 
 import aiosmtplib
 
@@ -53,13 +53,16 @@ def _tls_context(cfg: SmtpConfig) -> ssl.SSLContext:
     return context
 
 
-async def send_once(msg: EmailMessage, cfg: SmtpConfig) -> None:
-    await aiosmtplib.send(
-        msg, hostname=cfg.host, port=cfg.port,
+async def send_once(msg: EmailMessage, cfg: SmtpConfig, recipients: Sequence[str] | None = None) -> dict[str, str]:
+    """Send to `recipients` (default: the message's To); returns the recipients the
+    server refused while it took the message for the others: {address: its reply}."""
+    refused, _ = await aiosmtplib.send(
+        msg, recipients=recipients, hostname=cfg.host, port=cfg.port,
         username=cfg.username, password=cfg.password.get_secret_value() if cfg.password else None,
         use_tls=cfg.security == "tls", start_tls=cfg.security == "starttls",
         tls_context=_tls_context(cfg) if cfg.security != "none" else None,
         timeout=cfg.timeout)
+    return {address: f"{reply.code} {reply.message}" for address, reply in refused.items()}
 
 
 def _why(exc: BaseException) -> str:
@@ -73,9 +76,11 @@ async def send(msg: EmailMessage, cfg: SmtpConfig) -> int:
     """Send, trying `cfg.attempts` times `cfg.retry_delay` apart; returns the attempts
     used. Raises SendError when every attempt failed."""
     where = f"{cfg.host}:{cfg.port} ({cfg.security})"
+    pending: list[str] | None = None  # None: everyone in To; else those a 4xx put off
+    undelivered: dict[str, str] = {}  # refused for good (5xx)
     for attempt in range(1, cfg.attempts + 1):
         try:
-            await send_once(msg, cfg)
+            refused = await send_once(msg, cfg, pending)
         except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
             if attempt == cfg.attempts:
                 log.error("sending the report to %s failed (attempt %d of %d): %s; giving up",
@@ -85,6 +90,27 @@ async def send(msg: EmailMessage, cfg: SmtpConfig) -> int:
                         where, attempt, cfg.attempts, _why(exc), cfg.retry_delay)
             await asyncio.sleep(cfg.retry_delay)
         else:
-            log.info("report sent via %s to %s", where, msg["To"])
-            return attempt
-    raise AssertionError("attempts >= 1")
+            # The server took the message but refused some recipients: each is named;
+            # a temporary refusal (4xx) is tried again for those recipients alone.
+            for address, reply in refused.items():
+                if reply.startswith("4") and attempt < cfg.attempts:
+                    log.warning("the server put off the report for %s (attempt %d of %d): %s; retrying",
+                                address, attempt, cfg.attempts, reply)
+                else:
+                    log.error("the report was not delivered to %s: the server refused it: %s", address, reply)
+                    undelivered[address] = reply
+            delivered = [a for a in (pending if pending is not None else _addresses(msg)) if a not in refused]
+            if delivered:
+                log.info("report sent via %s to %s", where, ", ".join(delivered))
+            pending = [a for a in refused if a not in undelivered]
+            if not pending:
+                break
+            await asyncio.sleep(cfg.retry_delay)
+    if undelivered:
+        names = "; ".join(f"{address}: {reply}" for address, reply in undelivered.items())
+        raise SendError(f"the report was not delivered to every recipient via {where}: {names}")
+    return attempt
+
+
+def _addresses(msg: EmailMessage) -> list[str]:
+    return [address for _, address in getaddresses(msg.get_all("To", []))]
