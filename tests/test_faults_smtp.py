@@ -31,17 +31,21 @@ from greenwatch.cli import main
 
 class Refusing:
     """aiosmtpd handler: 451 to the first `busy` messages; 550 at RCPT for `unknown`
-    addresses; otherwise keeps what it receives."""
+    addresses, 452 once for `full`; otherwise keeps what it receives."""
 
-    def __init__(self, busy: int = 0, unknown: tuple[str, ...] = ()) -> None:
+    def __init__(self, busy: int = 0, unknown: tuple[str, ...] = (), full: str | None = None) -> None:
         self.busy = busy
         self.unknown = unknown
+        self.full = full  # 452 (mailbox full, for now) at its first RCPT
         self.attempts = 0
         self.messages: list[list[str]] = []
 
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: list[str]) -> str:
         if address in self.unknown:
             return "550 5.1.1 no such mailbox here"
+        if address == self.full:
+            self.full = None
+            return "452 4.2.2 mailbox full, try later"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -98,7 +102,7 @@ def test_a_busy_server_is_retried_until_it_takes_the_report_once(influxdb, estat
     assert PASSWORD not in err
 
 
-def test_a_refused_recipient_is_named_and_the_exit_says_not_everyone_got_it(influxdb, estate_db, tmp_path, tls_files,  # noqa: F811, E501
+def test_a_refused_recipient_is_named_and_the_exit_says_not_everyone_got_it(influxdb, estate_db, tmp_path, tls_files,  # noqa: F811
                                                                           capsys):
     handler = Refusing(unknown=("cfo@example.org",))
     controller = serve(handler, tls_files)
@@ -115,4 +119,20 @@ def test_a_refused_recipient_is_named_and_the_exit_says_not_everyone_got_it(infl
     refused = [w for w in report_lines(err) if "cfo@example.org" in w]
     assert refused and all("550 5.1.1 no such mailbox here" in w for w in refused), err
     assert code == 4, err
+    kept(tmp_path)
+
+
+def test_a_recipient_put_off_is_tried_again_alone(influxdb, estate_db, tmp_path, tls_files, capsys):  # noqa: F811
+    handler = Refusing(full="cfo@example.org")
+    controller = serve(handler, tls_files)
+    try:
+        config = write_config(tmp_path, influxdb, estate_db, controller.port, tls_files[0])
+        assert main(["report", "--config", str(config), "--week", WEEK, "--send"]) == 0
+    finally:
+        controller.stop()
+    err = capsys.readouterr().err
+    # The second attempt went to the recipient put off only: nobody has it twice.
+    assert handler.messages == [["officer@example.org"], ["cfo@example.org"]]
+    [warning] = report_lines(err)
+    assert "cfo@example.org" in warning and "452 4.2.2 mailbox full" in warning and "retrying" in warning
     kept(tmp_path)
