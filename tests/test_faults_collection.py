@@ -89,11 +89,16 @@ def polls_between(server: InfluxServer, device: str, start_s: float, end_s: floa
 
 def test_influxdb_killed_and_restarted_during_collection_loses_nothing(tmp_path, plugs, server):
     port = free_port()
-    config = write_config(tmp_path, server.url, "gw", plug_estate(plugs), extra=http_block(port) + NO_REPORT)
+    # The rules every second: a periodic job that reads InfluxDB is running whenever it dies.
+    config = write_config(tmp_path, server.url, "gw", plug_estate(plugs),
+                          extra=http_block(port) + NO_REPORT + "rules:\n  interval: 1s\n")
     run = Running(config, tmp_path / "run.log")
+    rules = {"job": "rules"}
     try:
         run.wait_for(r"plug-3: \d+ points accepted")
         wait_until(lambda: count_points(server, "gw") > 0, what="points in InfluxDB")
+        wait_until(lambda: value(metrics(port), "greenwatch_job_runs_total", **rules) >= 1, what="the rules run")
+        assert value(metrics(port), "greenwatch_job_failures_total", **rules) == 0
         kill9_influxd(server)
         killed_at = time.time()
         run.wait_for(r"InfluxDB write failed \(attempt 1, \d+ lines pending\); retrying")
@@ -108,11 +113,17 @@ def test_influxdb_killed_and_restarted_during_collection_loses_nothing(tmp_path,
         assert value(samples, "greenwatch_poll_failures_total", site="office", device="plug-1", kind="plug") == 0
         status, health = get_json(port, "/healthz", token=None)
         assert status == 503 and health["influxdb"]["reachable"] is False, health
+        # The rules job fails each turn, says so, and goes on trying.
+        assert value(samples, "greenwatch_job_failures_total", **rules) >= 1
+        assert "rules failed; trying again in 1 s" in run.log()
+        runs_in_outage = value(samples, "greenwatch_job_runs_total", **rules)
 
         server.start()  # the same port, config and data dir
         restarted_at = time.time()
         run.wait_for(r"InfluxDB writes recovered after \d+ failed attempt\(s\)")
         wait_until(lambda: value(metrics(port), "greenwatch_spool_pending_points") == 0, what="the spool drained")
+        wait_until(lambda: value(metrics(port), "greenwatch_job_runs_total", **rules) > runs_in_outage,
+                   what="the rules running again")
     finally:
         code = run.terminate()
     assert code == 0, run.log()[-3000:]
