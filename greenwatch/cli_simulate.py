@@ -43,7 +43,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
                    help="first write the demo estate's config to --config (see --influx, --database, --scale)")
     p.add_argument("--influx", default="http://127.0.0.1:8086", help="with --estate: the InfluxDB URL")
     p.add_argument("--database", default="greenwatch", help="with --estate: the database")
-    p.add_argument("--scale", type=int, default=1, help="with --estate: N x the racks and offices (~80 x N devices)")
+    p.add_argument("--scale", type=int, default=1, help="with --estate: N x the racks and offices (15 + 64 x N devices)")
     p.add_argument("--no-rules", action="store_true", help="write and roll up only")
 
 

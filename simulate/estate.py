@@ -6,7 +6,7 @@ behaviour from its kind, and the planted problems below from its name. The devic
 addresses are documentation addresses (192.0.2.0/24, RFC 5737): the estate is meant
 to be simulated, not polled.
 
-Layout for scale N (about 80 x N devices):
+Layout for scale N (15 + 64 x N devices: 79 at scale 1, 1,039 at 16):
 - dc-london: a facility meter, two CRAC units, two UPSes (ups-2 lightly loaded), hall-1
   with 4 x N racks and hall-2 (over-cooled) with 2 racks; each rack has one PDU (APC
   and Raritan in turn) with metered outlets and inlet sensors, Redfish servers on its
