@@ -34,6 +34,7 @@ from simulate.live.layout import LAYOUT, Layout, write_live_estate
 COMMANDS = ("demo",)
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 READY_TIMEOUT_S = 30.0
+USUAL_INFLUX_PORT, USUAL_STATUS_PORT = 8086, 9108
 out = Console(soft_wrap=True, highlight=False)
 err = Console(stderr=True, soft_wrap=True, highlight=False)
 
@@ -140,7 +141,8 @@ def _settings(args: argparse.Namespace, data: Path) -> dict[str, Any]:
         token_file.chmod(0o600)
     settings: dict[str, Any] = {
         "defaults": {"interval": f"{args.interval:g}s"},
-        "http": {"port": 0, "token": {"file": str(token_file)}},
+        # The usual port when it is free, else any free one (the demo prints which).
+        "http": {"port": USUAL_STATUS_PORT if _tcp_free(USUAL_STATUS_PORT) else 0, "token": {"file": str(token_file)}},
         "report": {"out_dir": str(data / "reports"), "schedule": False},
     }
     if args.grafana:
@@ -154,6 +156,8 @@ def _settings(args: argparse.Namespace, data: Path) -> dict[str, Any]:
 def _start_influxd(base: Path, port: int | None) -> Influxd:
     base.mkdir(parents=True, exist_ok=True)
     influxd = Influxd(base)
+    if port is None and _tcp_free(USUAL_INFLUX_PORT):
+        port = USUAL_INFLUX_PORT  # a free port of its own otherwise: never someone else's InfluxDB
     if port is not None:
         influxd.port, influxd.url = port, f"http://127.0.0.1:{port}"
     influxd.write_config()
