@@ -5,6 +5,8 @@ points an undisturbed run writes (the rollup is idempotent)."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -17,6 +19,9 @@ from pathlib import Path
 import pytest
 from collectorhelp import greenwatch
 from realparts.influx import InfluxServer, start_influx_server
+
+from greenwatch.core.influx import InfluxError
+from greenwatch.service import Service, load
 
 DAY = 86400
 START = 1_772_323_200  # 2026-03-01T00:00:00Z, a Sunday
@@ -33,13 +38,14 @@ def server(tmp_path: Path) -> Iterator[InfluxServer]:
     influx.stop()
 
 
-def write_estate(server: InfluxServer, db: str) -> None:
-    """Two weeks of minute readings of a small data centre: a facility meter, a UPS
-    output and PDUs whose load follows the day, some with a cumulative counter."""
+def write_estate(server: InfluxServer, db: str, start: int = START, minutes: int = DAYS * 1440) -> None:
+    """Minute readings of a small data centre (two weeks unless told): a facility
+    meter, a UPS output and PDUs whose load follows the day, some with a cumulative
+    counter."""
     server.create_database(db)
     lines: list[str] = []
-    for minute in range(DAYS * 1440):
-        t = START + 60 * minute
+    for minute in range(minutes):
+        t = start + 60 * minute
         load = 1.0 + 0.3 * (8 * 60 <= minute % 1440 < 18 * 60)
         ns = t * 10**9
         lines.append(f"power,site=dc,device=main,kind=meter,scope=device,entity=total watts={9000 * load:.1f} {ns}")
@@ -135,3 +141,58 @@ def test_rollup_against_a_dying_influxdb_fails_clearly_and_a_rerun_equals_an_und
     again = greenwatch("rollup", "--config", str(disturbed), *PERIOD)
     assert again.returncode == 0, again.stderr
     assert rolled_up(server, "disturbed") == reference
+
+
+async def test_the_services_rollup_job_fails_while_influxdb_is_dead_and_catches_up_after(tmp_path, server, caplog):
+    """The service's own rollup job (every 0.3 s here instead of 10 min, so that
+    influxd dies while it runs or between two turns): failures counted and logged,
+    polling unaffected, and once influxd is back the job's next turn writes the same
+    points as `greenwatch rollup` over the same hours of an undisturbed copy."""
+    now = int(time.time())
+    start = (now // 3600 - 5) * 3600  # five whole hours and the current one
+    write_estate(server, "gw", start, (now - start) // 60)
+    write_estate(server, "reference", start, (now - start) // 60)
+    path = config(tmp_path, server, "gw")
+    service = Service(load(path))
+    [job] = [j for j in service.periodic if j.name == "energy rollup"]
+    job.every_s = 0.3
+    await service.__aenter__()
+    stop = asyncio.Event()
+    runner = asyncio.create_task(service.run(stop))
+    try:
+        while job.runs < 2:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)  # somewhere in a turn or between two
+        assert server.pid is not None
+        os.kill(server.pid, signal.SIGKILL)
+        server.stop()  # reaps it
+        while job.failures < 2:
+            await asyncio.sleep(0.05)
+        polled_in_outage = sum(e.stats.polls for e in service.collector.entries)
+        server.start()  # the same port, config and data dir
+        runs = job.runs
+        while job.runs < runs + 2:
+            await asyncio.sleep(0.05)
+        assert sum(e.stats.polls for e in service.collector.entries) >= polled_in_outage
+    finally:
+        stop.set()
+        await runner
+        await service.close(within_s=5.0, poll_grace_s=1.0)
+    # Each failed turn is logged, and failed for the reason it should: InfluxDB (not,
+    # say, a chunk left asking through a closed client).
+    failed = [r for r in caplog.records if r.getMessage().startswith("energy rollup failed; trying again")]
+    assert len(failed) == job.failures >= 2
+    assert all(r.exc_info and issubclass(r.exc_info[0], InfluxError) for r in failed), [r.exc_info for r in failed]
+
+    completed = dt.datetime.fromtimestamp(now // 3600 * 3600, dt.UTC)
+    cli = greenwatch("rollup", "--config", str(config(tmp_path, server, "reference")),
+                     "--from", dt.datetime.fromtimestamp(start, dt.UTC).isoformat(), "--to", completed.isoformat())
+    assert cli.returncode == 0, cli.stderr
+
+    def hours_before_now(db: str) -> dict[str, list[dict]]:
+        return {name: [r for r in rows if r["time"] < completed.timestamp() * 1e9]
+                for name, rows in rolled_up(server, db).items() if name in ("energy", "site_energy")}
+
+    ours, theirs = hours_before_now("gw"), hours_before_now("reference")
+    assert sum(len(rows) for rows in theirs.values()) >= 5 * (DEVICES + 2)
+    assert ours == theirs
