@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
-DATA="$ROOT/demo-data"
+DATA="${DEMO_DIR:-$ROOT/demo-data}"  # DEMO_DIR=... puts it elsewhere
 trap 'echo "demo: stopped by an error at demo/run.sh line $LINENO; logs are in $DATA/" >&2' ERR
 
 # Ports first, so a clash stops the demo before it installs or starts anything.
