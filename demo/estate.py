@@ -1,4 +1,5 @@
-"""The demo's helpers: lay out its estate, and make sure its ports are its own.
+"""demo/run.sh's port helpers: check InfluxDB's port before anything is installed or
+started, and tell our listener from someone else's.
 
     python3 demo/estate.py ports [--influx PORT] [--snmp PORT]
         Print "INFLUX_PORT INFLUX_RPC_PORT SNMP_PORT", all free on 127.0.0.1. A port
@@ -7,8 +8,8 @@
     python3 demo/estate.py owns PID tcp|udp PORT
         Exit 0 if process PID is the one bound to 127.0.0.1:PORT, else 1: so the demo
         never writes into an InfluxDB (or polls an agent) that is not its own.
-    python3 demo/estate.py layout DATA_DIR SNMP_PORT INFLUX_PORT
-        One snmpsim data file per device and the config that polls them.
+
+The estate itself is simulate/live's (greenwatch demo).
 """
 
 from __future__ import annotations
@@ -16,57 +17,9 @@ from __future__ import annotations
 import argparse
 import errno
 import os
-import shutil
 import socket
 import sys
 from pathlib import Path
-
-RECORDINGS = Path(__file__).resolve().parent.parent / "tests" / "recordings"
-
-# Each device: where it sits, which recording plays it, its profile (None: matched by
-# sysObjectID), its kind where the profile does not say, and its inventory tags.
-ESTATE = [
-    dict(site="dc-north", device="pdu-a1", recording="apc-rpdu2", tags={"room": "hall-1", "rack": "A1"}),
-    dict(site="dc-north", device="pdu-a2", recording="apc-rpdu2", tags={"room": "hall-1", "rack": "A2"}),
-    dict(site="dc-north", device="pdu-b1", recording="raritan-pdu2", tags={"room": "hall-1", "rack": "B1"}),
-    dict(site="dc-north", device="ups-1", recording="ups-mib", profile="ups-mib", tags={"room": "plant"}),
-    dict(site="dc-north", device="ups-2", recording="apc-ups", tags={"room": "plant"}),
-    dict(site="hq", device="core-sw-1", recording="if-mib", profile="if-mib", kind="switch", tags={"floor": "2"}),
-    dict(site="hq", device="poe-sw-2", recording="power-ethernet", profile="power-ethernet", kind="switch",
-         tags={"floor": "2"}),
-    dict(site="hq", device="printer-2f", recording="printer-mib", profile="printer-mib", tags={"floor": "2"}),
-]
-
-
-def main(data: Path, snmp_port: int, influx_port: int) -> None:
-    snmp_dir = data / "snmp"
-    for old in snmp_dir.glob("*.snmprec"):
-        old.unlink()
-    sites: dict[str, list[str]] = {}
-    for item in ESTATE:
-        site, device = item["site"], item["device"]
-        source = RECORDINGS / f"{item['recording']}.snmprec"
-        if not source.exists():
-            continue  # a recording not written yet: leave that device out
-        shutil.copy(source, snmp_dir / f"{device}.snmprec")
-        tag_text = ", ".join(f"{k}: {v}" for k, v in item["tags"].items())
-        sites.setdefault(site, []).append(
-            f"      - name: {device}\n"
-            f"        address: 127.0.0.1:{snmp_port}\n"
-            f"        snmp: {{version: 2c, community: {device}}}\n"
-            f"        tags: {{{tag_text}}}\n"
-            + (f"        profile: {item['profile']}\n" if item.get("profile") else "")
-            + (f"        kind: {item['kind']}\n" if item.get("kind") else "")
-        )
-    config = (
-        f"influxdb:\n  url: http://127.0.0.1:{influx_port}\n  database: greenwatch\n"
-        f"defaults:\n  interval: 10s\n  timeout: 2s\n"
-        f"spool:\n  path: {data / 'spool.db'}\n"
-        "sites:\n"
-        + "".join(f"  - name: {site}\n    devices:\n" + "".join(devs) for site, devs in sites.items())
-    )
-    (data / "greenwatch.yaml").write_text(config)
-
 
 # Where to look for a free port when the usual one is taken: the next 100 up.
 SEARCH = 100
@@ -145,10 +98,6 @@ def _cli(argv: list[str]) -> int:
     own.add_argument("pid", type=int)
     own.add_argument("proto", choices=["tcp", "udp"])
     own.add_argument("port", type=int)
-    layout = sub.add_parser("layout")
-    layout.add_argument("data", type=Path)
-    layout.add_argument("snmp_port", type=int)
-    layout.add_argument("influx_port", type=int)
     args = parser.parse_args(argv)
     if args.command == "ports":
         influx = pick_port("INFLUX_PORT", args.influx, 8086, "tcp", "another InfluxDB")
@@ -157,10 +106,7 @@ def _cli(argv: list[str]) -> int:
         snmp = pick_port("SNMP_PORT", args.snmp, 1161, "udp", "another SNMP agent")
         print(influx, rpc, snmp)
         return 0
-    if args.command == "owns":
-        return 0 if owns(args.pid, args.proto, args.port) else 1
-    main(args.data, args.snmp_port, args.influx_port)
-    return 0
+    return 0 if owns(args.pid, args.proto, args.port) else 1
 
 
 if __name__ == "__main__":

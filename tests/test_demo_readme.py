@@ -44,7 +44,7 @@ def test_the_readmes_local_links_exist() -> None:
 
 
 def test_the_readmes_run_command_reaches_report_written_and_stops_on_ctrl_c(tmp_path: Path) -> None:
-    command = re.search(r"^(\./demo/run\.sh)\s", README, re.M).group(1)
+    command = re.search(r"^(\./demo/run\.sh)\s", README, re.MULTILINE).group(1)
     env = dict(os.environ, DEMO_DIR=str(tmp_path / "demo-data"), COLUMNS="200")
     env.pop("INFLUX_PORT", None)
     env.pop("GRAFANA_URL", None)
@@ -56,7 +56,7 @@ def test_the_readmes_run_command_reaches_report_written_and_stops_on_ctrl_c(tmp_
         read_until(proc, "report written:", OPEN_TIMEOUT_S, lines)
         report = Path(re.search(r"report written: (\S+)", lines[-1]).group(1))
         assert report.is_file() and report.is_relative_to(tmp_path)
-        read_until(proc, "Ctrl-C stops everything", 60, lines)
+        read_until(proc, "Ctrl-C stops everything", OPEN_TIMEOUT_S, lines)
         children = descendants(proc.pid)
     finally:
         if proc.poll() is None:
