@@ -30,13 +30,13 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 
-# This checkout's greenwatch and snmpsim where already installed (pip install -e '.[test]'),
-# else a virtual environment of the demo's own.
-if ! python3 -c "import pathlib, snmpsim, greenwatch, sys; sys.exit(pathlib.Path(greenwatch.__file__).resolve().parents[1] != pathlib.Path(sys.argv[1]))" "$ROOT" 2>/dev/null \
+# This checkout's greenwatch and snmpsim where already installed (pip install -e '.[demo]'),
+# else a virtual environment of the demo's own. (-I: not this folder's greenwatch by its path.)
+if ! python3 -I -c "import pathlib, snmpsim, greenwatch, sys; sys.exit(pathlib.Path(greenwatch.__file__).resolve().parents[1] != pathlib.Path(sys.argv[1]))" "$ROOT" 2>/dev/null \
    || ! command -v greenwatch >/dev/null || ! command -v snmpsim-command-responder >/dev/null; then
   if [ ! -x .venv/bin/greenwatch ] || ! .venv/bin/python -c "import snmpsim" 2>/dev/null; then
     python3 -m venv .venv
-    .venv/bin/python -m pip install -q -e '.[test]'
+    .venv/bin/python -m pip install -q -e '.[demo]'
   fi
   export PATH="$ROOT/.venv/bin:$PATH"
 fi
