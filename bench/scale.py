@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
 import logging
+import pstats
 import resource
 import statistics
 import sys
@@ -116,6 +118,8 @@ def main() -> None:
     parser.add_argument("--interval", type=int, default=60)
     parser.add_argument("--cycles", type=float, default=2)
     parser.add_argument("--engine", default="auto", choices=["auto", "pysnmp", "gufo"])
+    parser.add_argument("--cprofile", metavar="FILE",
+                        help="profile the polling (event loop thread) into FILE and print the top 30 by own time")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
 
@@ -133,7 +137,14 @@ def main() -> None:
             loaded = service.load(config)
             load_s = time.perf_counter() - t
             base_rss = rss_mb()
+            profiler = cProfile.Profile() if args.cprofile else None
+            if profiler is not None:
+                profiler.enable()
             result = asyncio.run(run(loaded, args.interval * args.cycles))
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(args.cprofile)
+                pstats.Stats(args.cprofile).sort_stats("tottime").print_stats(30)
         finally:
             influx.stop()
             agent.stop()

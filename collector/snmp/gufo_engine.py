@@ -156,6 +156,7 @@ class GufoEngine:
         self._sessions: OrderedDict[tuple, _Session] = OrderedDict()
         self._types: OrderedDict[tuple, _Types] = OrderedDict()
         self._locks: dict[tuple, asyncio.Lock] = {}
+        self._keys: dict[Target, tuple] = {}  # see _agent_key
         self._max_sessions = max_sessions
         self._max_agents = max_agents
         self._reference: PysnmpEngine | None = None
@@ -172,7 +173,7 @@ class GufoEngine:
             return {}
         self._build_reference()  # a device's first GET is soon followed by typing walks
         wanted = [_normal(oid) for oid in oids]
-        key = _agent_key(target)
+        key = self._agent_key(target)
         async with self._lock(key):
             entry = await self._session(target, key)
             session = entry.session
@@ -206,7 +207,7 @@ class GufoEngine:
         result: dict[str, dict[str, Var]] = {col: {} for col in columns}
         if not columns:
             return result
-        key = _agent_key(target)
+        key = self._agent_key(target)
         async with self._lock(key):
             types = self._agent_types(key)
             normal = {col: _normal(col) for col in columns}
@@ -281,6 +282,16 @@ class GufoEngine:
             self._reference = None
 
     # -- gufo sessions ----------------------------------------------------------
+
+    def _agent_key(self, target: Target) -> tuple:
+        """`_agent_key(target)`, remembered per target: a digest per call was a
+        measurable share of a small device's poll."""
+        key = self._keys.get(target)
+        if key is None:
+            if len(self._keys) > 4 * self._max_agents:
+                self._keys.clear()
+            key = self._keys[target] = _agent_key(target)
+        return key
 
     def _lock(self, key: tuple) -> asyncio.Lock:
         lock = self._locks.get(key)

@@ -197,7 +197,7 @@ class PysnmpEngine:
                 transport = await cls.create(
                     (target.host, target.port), timeout=target.timeout, retries=target.retries
                 )
-            except Exception as exc:  # resolution failures and the like
+            except Exception as exc:  # noqa: BLE001 - resolution failures and the like
                 raise SnmpError(f"cannot reach {target.host}:{target.port}: {exc}") from None
             self._transports[key] = transport
         return transport
