@@ -23,13 +23,18 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
 from greenwatch.core.influxd import Influxd, InfluxdError
 from greenwatch.core.yamlfile import InputError
 from simulate.live.layout import LAYOUT, Layout, write_live_estate
+
+if TYPE_CHECKING:  # imported lazily at run time: `greenwatch --help` stays quick
+    from greenwatch.config import Config
+    from greenwatch.service import Loaded
+    from reports.weekly import Week
 
 COMMANDS = ("demo",)
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
@@ -106,8 +111,15 @@ def _listening(proto: str, port: int) -> bool:
     return False
 
 
+class DemoError(Exception):
+    """A part of the demo did not start."""
+
+
 def dispatch(args: argparse.Namespace) -> int:
     _check(args)
+    # SIGTERM before the service runs (it has its own handler) stops the demo as Ctrl-C
+    # does, through the `finally` below: nothing it started is left behind.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     data = args.dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
     influxd: Influxd | None = None
@@ -118,7 +130,7 @@ def dispatch(args: argparse.Namespace) -> int:
         config_path = write_live_estate(data, influxd.url, scale=args.scale, extra=_settings(args, data))
         live = _start_live(data)
         return asyncio.run(_demo(args, config_path))
-    except InfluxdError as exc:
+    except (InfluxdError, DemoError) as exc:
         err.print(f"greenwatch demo: {exc}")
         return EXIT_FAILED
     except KeyboardInterrupt:
@@ -178,10 +190,10 @@ def _start_live(data: Path) -> subprocess.Popen[bytes]:
     while waiting:
         if proc.poll() is not None:
             tail = (data / "live.log").read_text(errors="replace")[-2000:]
-            raise InfluxdError(f"the live devices exited with code {proc.returncode}:\n{tail}")
+            raise DemoError(f"the live devices exited with code {proc.returncode}:\n{tail}")
         if time.monotonic() > deadline:
             _stop(proc)
-            raise InfluxdError(f"the live devices did not listen on {waiting} within {READY_TIMEOUT_S:g} s "
+            raise DemoError(f"the live devices did not listen on {waiting} within {READY_TIMEOUT_S:g} s "
                                f"(see {data / 'live.log'})")
         waiting = [(proto, port) for proto, port in waiting if not _listening(proto, port)]
         time.sleep(0.1)
@@ -218,7 +230,7 @@ async def _demo(args: argparse.Namespace, config_path: Path) -> int:
     return await _live(loaded, config_path, report, folder)
 
 
-def _report_week(now: dt.datetime, days: float | None, zone: str):
+def _report_week(now: dt.datetime, days: float | None, zone: str) -> Week:
     """The last complete week when the history covers it, else this week so far."""
     from reports.weekly import last_complete_week
 
@@ -228,7 +240,7 @@ def _report_week(now: dt.datetime, days: float | None, zone: str):
     return week
 
 
-async def _report(config, week) -> Path:
+async def _report(config: Config, week: Week) -> Path:
     from greenwatch.cli_report import run_report
 
     outcome = await run_report(config, week, config.report.out_dir, send=False)
@@ -261,7 +273,7 @@ def _dashboards(url: str | None, config_path: Path, folder: Path) -> Path:
     return folder
 
 
-async def _live(loaded, config_path: Path, report: Path, dashboards: Path) -> int:
+async def _live(loaded: Loaded, config_path: Path, report: Path, dashboards: Path) -> int:
     """The service, polling live until Ctrl-C (or SIGTERM); then it drains and stops."""
     from greenwatch.service import Service
 

@@ -135,3 +135,22 @@ def test_demo_runs_polls_live_and_ctrl_c_stops_everything(tmp_path: Path) -> Non
     assert children, "no child processes seen"
     left = [p for p in children if alive(p)]
     assert left == [], f"still running after Ctrl-C: {left}"
+
+
+def test_sigterm_while_the_history_is_written_leaves_nothing_running(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "greenwatch.cli", "demo", "--dir", str(tmp_path / "demo"), "--days", "3"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ, COLUMNS="200"))
+    lines: list[str] = []
+    try:
+        read_until(proc, "history:", OPEN_TIMEOUT_S, lines)
+        children = descendants(proc.pid)
+        assert len([p for p in children if alive(p)]) >= 3  # influxd, the live devices, an snmpsim agent
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=60)
+    text = "".join(lines) + rest
+    assert proc.returncode == 0, text
+    assert "report written" not in text and "demo stopped" in text
+    assert [p for p in children if alive(p)] == []
