@@ -33,11 +33,17 @@ def test_the_services_are_there() -> None:
     for name in ("agents", "history", "greenwatch"):
         assert SERVICES[name]["build"] == "." and (ROOT / "Dockerfile").is_file()
     assert SERVICES["greenwatch"]["command"][:1] == ["run"]
-    assert SERVICES["history"]["command"][:1] == ["simulate"]
+    history = SERVICES["history"]
+    assert history["entrypoint"] == ["sh", "-c"] and history["command"][0].startswith("exec greenwatch simulate ")
+    # The history ends now (compose turns $$ into the shell's $), where live polling takes over.
+    assert '--end "$$(date -u +%FT%T)"' in history["command"][0]
     assert SERVICES["agents"]["entrypoint"] == ["python", "-m", "simulate.live"]
     # The Dockerfile's entry point is the CLI, and it installs what the agents need (snmpsim).
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["greenwatch"]' in dockerfile and ".[demo]" in dockerfile
+    # The live SNMP devices read tests/recordings inside the image: never left out of it.
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert ".venv" in ignored and not any(p.startswith(("tests", "simulate", "collector")) for p in ignored)
     extras = (ROOT / "pyproject.toml").read_text()
     assert re.search(r'^demo = \[.*"snmpsim', extras, re.MULTILINE)
 
