@@ -116,15 +116,18 @@ def test_demo_runs_polls_live_and_ctrl_c_stops_everything(tmp_path: Path) -> Non
             time.sleep(1)
         assert set(up) == set(wanted), (up, "".join(lines))
 
-        # What the live devices answer follows the simulator: the zombie server's steady draw
-        # (its idle power, within its 0.4% noise), as the simulator has it for that minute.
-        series = query(influx, f"SELECT last(watts) FROM power WHERE device = 'srv-b1-02' AND time >= {int(started) - 1}s")
-        at, watts = series[0]["values"][0]
-        expected = LiveEstate(load_config(data / "greenwatch.yaml")).watts("dc-london", "srv-b1-02", at)
-        assert abs(watts - expected) <= 0.02 * expected, (watts, expected)
-        ups = query(influx, f"SELECT last(watts) FROM power WHERE device = 'ups-2' AND scope = 'output' "
-                            f"AND time >= {int(started) - 1}s")
-        assert ups and ups[0]["values"][0][1] > 0
+        # What the live devices answer is the simulator's reading: the same minute reads the
+        # same in every process. Redfish answers for the minute of the request; an SNMP
+        # agent's file is rewritten each minute, so it holds this minute's or the last one's.
+        estate = LiveEstate(load_config(data / "greenwatch.yaml"))
+        since = f"time >= {int(started) - 1}s"
+        (at, watts), = [s["values"][0] for s in query(influx, f"SELECT last(watts) FROM power WHERE device = 'srv-b1-02' AND {since}")]
+        # (at is the poll's start, in whole seconds: its request may fall in the next minute)
+        assert watts in {round(estate.watts("dc-london", "srv-b1-02", at + lag), 1) for lag in (0, 2)}, watts
+        (at, watts), = [s["values"][0] for s in query(
+            influx, f"SELECT last(watts) FROM power WHERE device = 'ups-2' AND scope = 'output' AND {since}")]
+        assert watts in {round(estate.watts("dc-london", "ups-2", at - lag)) for lag in (-2, 0, 60)}, watts
+        assert watts > 0
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)

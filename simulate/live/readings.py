@@ -1,6 +1,8 @@
 """The simulator's curves, live: each site is simulated (simulate.history.simulate_site)
-over a window around now on a one-minute grid, and read at the current minute. The
-window is redone when now leaves it; within it, energy counters only grow."""
+over a two-day window around now (from yesterday's UTC midnight) on a one-minute grid,
+and read at the current minute: deterministic, the same minute gives the same reading in
+every process. The window is redone at each UTC midnight; within it, energy counters only
+grow (a device's counter restarts when it is redone, which the rollups read as a reset)."""
 
 from __future__ import annotations
 
@@ -38,7 +40,10 @@ class LiveEstate:
     def _ensure(self, now: float) -> None:
         if self.sims and self.start <= now < self.start + WINDOW_S - STEP_S:
             return
-        start = int(now) // STEP_S * STEP_S - WINDOW_S // 2
+        # Windows on a fixed grid (UTC midnights): every process simulates the same window,
+        # so a given minute reads the same in all of them (the demo and its test alike).
+        half = WINDOW_S // 2
+        start = int(now) // half * half - half
         times = np.arange(start, start + WINDOW_S, STEP_S, dtype=np.int64)
         self.sims = {site.name: simulate_site(site, times, STEP_S, self.seed) for site in self.config.sites}
         self.start = start
