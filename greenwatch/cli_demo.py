@@ -261,6 +261,8 @@ def _dashboards(url: str | None, config_path: Path, folder: Path) -> Path:
     try:
         with urllib.request.urlopen(url.rstrip("/") + "/api/health", timeout=3):
             pass
+    except urllib.error.HTTPError:
+        pass  # it answered (a proxy or an older Grafana may want auth even here): reachable
     except (urllib.error.URLError, OSError) as exc:
         out.print(f"  Grafana at {url} does not answer ({exc}): not published")
         return folder

@@ -16,10 +16,14 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+import pytest
+from grafana_standin import GrafanaStandin
+
 from greenwatch.config import load_config
 from simulate.live.readings import LiveEstate
 
 OPEN_TIMEOUT_S = 240.0
+GRAFANA_TOKEN = "glsa_demo_standin_0123456789abcdef"
 
 
 def descendants(pid: int) -> set[int]:
@@ -76,10 +80,13 @@ def read_until(proc: subprocess.Popen[str], marker: str, timeout_s: float, lines
     raise AssertionError(f"no {marker!r} within {timeout_s:g} s:\n" + "".join(lines))
 
 
-def test_demo_runs_polls_live_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
+def test_demo_runs_polls_live_and_ctrl_c_stops_everything(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     data = tmp_path / "demo"
-    env = dict(os.environ, COLUMNS="200")
-    env.pop("GRAFANA_URL", None)
+    # A stand-in holding Grafana's API contract (no Grafana runs here): the demo publishes to it.
+    grafana = GrafanaStandin(GRAFANA_TOKEN)
+    grafana.start()
+    monkeypatch.setenv("GRAFANA_TOKEN", GRAFANA_TOKEN)  # the demo's config names the variable; so do we, to load it
+    env = dict(os.environ, COLUMNS="200", GRAFANA_URL=grafana.url)
     proc = subprocess.Popen(
         [sys.executable, "-m", "greenwatch.cli", "demo", "--dir", str(data), "--days", "1", "--interval", "5"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
@@ -96,7 +103,12 @@ def test_demo_runs_polls_live_and_ctrl_c_stops_everything(tmp_path: Path) -> Non
         assert f"report:      {report}" in text
         influx = re.search(r"InfluxDB:    (http://127\.0\.0\.1:\d+)", text).group(1)
         assert re.search(r"status page: http://127\.0\.0\.1:\d+/healthz", text)
-        assert len(list((data / "dashboards").glob("*.json"))) >= 1
+        built = {json.loads(p.read_text())["uid"] for p in (data / "dashboards").glob("*.json")}
+        assert len(built) >= 6
+        # Published: every dashboard built, in greenwatch's folder; the token never printed.
+        assert set(grafana.state.dashboards) == built and "greenwatch" in grafana.state.folders
+        assert all(f"created: dashboard {uid} " in text for uid in built) and GRAFANA_TOKEN not in text
+        assert GRAFANA_TOKEN not in (data / "greenwatch.yaml").read_text()
         # The history went in, rolled up and judged: a planted night-owl PC was found.
         assert "rules as of" in text and "pc-on-overnight:office-1/pc-03" in text
         # influxd, the live devices and the snmpsim agents below them, all started by the demo.
@@ -132,6 +144,7 @@ def test_demo_runs_polls_live_and_ctrl_c_stops_everything(tmp_path: Path) -> Non
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=60)
+        grafana.stop()
     lines.append(rest)
     assert proc.returncode == 0, "".join(lines)
     assert "demo stopped" in rest
