@@ -9,6 +9,7 @@ import os
 import re
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,6 +25,14 @@ from simulate.live.readings import LiveEstate
 
 OPEN_TIMEOUT_S = 240.0
 GRAFANA_TOKEN = "glsa_demo_standin_0123456789abcdef"
+
+
+def free_port() -> int:
+    """A free port for the demo's InfluxDB: tests never take the usual 8086 (a user's, or
+    another test's demo)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def descendants(pid: int) -> set[int]:
@@ -88,7 +97,8 @@ def test_demo_runs_polls_live_and_ctrl_c_stops_everything(tmp_path: Path, monkey
     monkeypatch.setenv("GRAFANA_TOKEN", GRAFANA_TOKEN)  # the demo's config names the variable; so do we, to load it
     env = dict(os.environ, COLUMNS="200", GRAFANA_URL=grafana.url)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "greenwatch.cli", "demo", "--dir", str(data), "--days", "1", "--interval", "5"],
+        [sys.executable, "-m", "greenwatch.cli", "demo", "--dir", str(data), "--days", "1", "--interval", "5",
+         "--influx-port", str(free_port())],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=tmp_path)
     lines: list[str] = []
     children: set[int] = set()
@@ -155,7 +165,8 @@ def test_demo_runs_polls_live_and_ctrl_c_stops_everything(tmp_path: Path, monkey
 
 def test_sigterm_while_the_history_is_written_leaves_nothing_running(tmp_path: Path) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "greenwatch.cli", "demo", "--dir", str(tmp_path / "demo"), "--days", "3"],
+        [sys.executable, "-m", "greenwatch.cli", "demo", "--dir", str(tmp_path / "demo"), "--days", "3",
+         "--influx-port", str(free_port())],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=dict(os.environ, COLUMNS="200"))
     lines: list[str] = []
     try:

@@ -12,7 +12,7 @@ import subprocess
 import tomllib
 from pathlib import Path
 
-from test_demo import OPEN_TIMEOUT_S, alive, descendants, read_until
+from test_demo import OPEN_TIMEOUT_S, alive, descendants, free_port, read_until
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALL_TIMEOUT_S = 600.0  # a fresh virtual environment and the demo extra from the package index
@@ -53,8 +53,8 @@ def test_the_readmes_quick_start_in_a_fresh_checkout_reaches_report_written(tmp_
     archive = subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(checkout)], input=archive, check=True)
     command = re.search(r"^(\./demo/run\.sh)\s", README, re.MULTILINE).group(1)
-    env = dict(os.environ, COLUMNS="200")
-    for name in ("INFLUX_PORT", "GRAFANA_URL", "DEMO_DIR", "VIRTUAL_ENV", "PYTHONPATH"):
+    env = dict(os.environ, COLUMNS="200", INFLUX_PORT=str(free_port()))  # never the usual 8086
+    for name in ("GRAFANA_URL", "DEMO_DIR", "VIRTUAL_ENV", "PYTHONPATH"):
         env.pop(name, None)
     proc = subprocess.Popen(["bash", command, "--days", "1", "--interval", "5"], cwd=checkout, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
