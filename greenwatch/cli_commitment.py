@@ -14,9 +14,9 @@ from rich.table import Table
 
 from greenwatch.cli_energy import parse_when
 from greenwatch.config import Config, load_config
+from greenwatch.core.influx import query_client
 from greenwatch.core.yamlfile import InputError
 from reports.commitment import CommitmentReport, check_sites, commitment_progress
-from rules.runner import query_client
 
 COMMANDS = ("commitment",)
 EXIT_OK = 0

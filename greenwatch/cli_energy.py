@@ -25,9 +25,8 @@ from energy.intensity import cache_dir_beside
 from energy.report import Report, read_report
 from energy.rollup import Rollup, site_inputs
 from greenwatch.config import Config, load_config
-from greenwatch.core.influx import InfluxError
+from greenwatch.core.influx import InfluxError, query_client
 from greenwatch.core.yamlfile import InputError, load_yaml, problem_at
-from rules.runner import query_client
 
 COMMANDS = ("rollup", "energy")
 EXIT_OK, EXIT_INFLUX, EXIT_BAD_INPUT = 0, 1, 2

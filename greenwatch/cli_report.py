@@ -10,10 +10,9 @@ from pathlib import Path
 from rich.console import Console
 
 from greenwatch.config import Config, load_config
-from greenwatch.core.influx import InfluxError
+from greenwatch.core.influx import InfluxError, query_client
 from reports.deliver import Outcome, deliver
 from reports.weekly import Week, last_complete_week, parse_week, read_report
-from rules.runner import query_client
 
 COMMANDS = ("report",)
 EXIT_OK, EXIT_NO_DATA, EXIT_BAD_INPUT, EXIT_NOT_SENT = 0, 1, 2, 4

@@ -14,11 +14,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from greenwatch.core.influx import InfluxClient
+from greenwatch.core.influx import InfluxClient, query_client
 from greenwatch.core.influxd import Influxd, InfluxdError
 from greenwatch.core.yamlfile import InputError
 from rules.loader import PACK_DIR, lint, rule_test_files
-from rules.runner import engine_from, query_client
+from rules.runner import engine_from
 from rules.testing import run_test_file
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2

@@ -22,8 +22,9 @@ from energy.intensity import cache_dir_beside
 from energy.rollup import Rollup, site_inputs
 from greenwatch.cli_energy import check_meters, parse_when
 from greenwatch.config import Config
+from greenwatch.core.influx import query_client
 from greenwatch.core.yamlfile import InputError
-from rules.runner import engine_from, query_client
+from rules.runner import engine_from
 from simulate.estate import write_estate_config
 from simulate.history import check_step, write_history
 

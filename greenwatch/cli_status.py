@@ -16,9 +16,8 @@ from rich.console import Console
 from rich.table import Table
 
 from greenwatch.config import Config, load_config
-from greenwatch.core.influx import InfluxClient, InfluxError
+from greenwatch.core.influx import InfluxClient, InfluxError, query_client
 from greenwatch.http_api import open_findings, rfc3339
-from rules.runner import query_client
 
 COMMANDS = ("status",)
 EXIT_OK, EXIT_UNREACHABLE = 0, 1

@@ -24,12 +24,16 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, SummaryMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from collector.scheduler import Entry
-from greenwatch.core.influx import InfluxClient
-from rules.runner import query_client
+from greenwatch.core.influx import InfluxClient, query_client
 
 if TYPE_CHECKING:
     from greenwatch.service import Service

@@ -25,22 +25,20 @@ from collector.scheduler import Collector, Entry
 from collector.snmp.engines import make_engine
 from collector.source import PollResult
 from collector.sources import device_profile_names, make_source
+from energy.intensity import cache_dir_beside
+from energy.rollup import periodic_job as energy_job
+from energy.rollup import site_inputs
 from greenwatch.config import Config, Site, load_config
-from greenwatch.core.config import InfluxConfig
-from greenwatch.core.influx import InfluxClient, InfluxV2Writer, LineWriter
+from greenwatch.core.influx import make_writer, query_client
 from greenwatch.core.sink import Sink, SinkStats
 from greenwatch.core.spool import Spool, SpoolLockedError
 from greenwatch.core.yamlfile import InputError, load_yaml, problem_at
 from greenwatch.http_api import HttpApi
-from energy.intensity import cache_dir_beside
-from energy.rollup import periodic_job as energy_job
-from energy.rollup import site_inputs
 from reports.commitment import check_sites as check_commitment_sites
 from reports.schedule import periodic_job as report_job
 from reports.schedule import sent_log_beside
 from rules.loader import load_rules
 from rules.runner import periodic_job as rules_job
-from rules.runner import query_client
 
 log = logging.getLogger("greenwatch")
 
@@ -100,19 +98,6 @@ def _warn_of_old_spool(path: Path, config: Config) -> None:
                     "they are not sent. To send them, run once with spool: {path: %s} in %s",
                     old, f"{pending} points" if pending > 0 else "points (it is in use)", OLD_DEFAULT_SPOOL,
                     path.name)
-
-
-def make_writer(cfg: InfluxConfig) -> LineWriter:
-    def secret(value: object) -> str | None:
-        return value.get_secret_value() if value is not None else None  # type: ignore[attr-defined]
-
-    ca = str(cfg.ca_file) if cfg.ca_file else None
-    if cfg.api == "v2":
-        return InfluxV2Writer(cfg.url, cfg.org or "", cfg.bucket or "", secret(cfg.token) or "",
-                              gzip=cfg.gzip, timeout_s=cfg.timeout, verify_tls=cfg.verify_tls, ca_file=ca)
-    return InfluxClient(cfg.url, cfg.database, cfg.retention_policy, cfg.username, secret(cfg.password),
-                        secret(cfg.token), gzip=cfg.gzip, timeout_s=cfg.timeout,
-                        verify_tls=cfg.verify_tls, ca_file=ca)
 
 
 @dataclass

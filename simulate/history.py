@@ -37,7 +37,7 @@ from rich.progress import (
 from collector.config import Device
 from energy.rollup import bridge_limit
 from greenwatch.config import Config, Site
-from greenwatch.core.influx import InfluxClient, InfluxQueryError
+from greenwatch.core.influx import InfluxClient, InfluxQueryError, query_client
 from greenwatch.core.schema import (
     ENVIRONMENT,
     HOST,
@@ -48,7 +48,6 @@ from greenwatch.core.schema import (
     UPS,
     Sample,
 )
-from rules.runner import query_client
 from simulate.estate import planted_role, unreliable
 
 DEFAULT_ROLE = {

@@ -23,7 +23,8 @@ from dashboards.sdk import DATASOURCE_UID
 from energy.intensity import cache_dir_beside
 from energy.rollup import Rollup, site_inputs
 from greenwatch.config import load_config
-from rules.runner import engine_from, query_client
+from greenwatch.core.influx import query_client
+from rules.runner import engine_from
 from simulate.estate import write_estate_config
 from simulate.history import write_history
 

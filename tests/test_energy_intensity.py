@@ -14,7 +14,7 @@ from realparts.influx import InfluxServer
 
 from energy.rollup import Rollup, site_inputs
 from greenwatch.config import load_config
-from rules.runner import query_client
+from greenwatch.core.influx import query_client
 
 UTC = dt.UTC
 DAY = dt.datetime(2025, 6, 10, tzinfo=UTC)

@@ -9,14 +9,21 @@ import email
 import email.policy
 
 import pytest
+from test_report_mail import (  # noqa: F401 (fixtures)
+    WEEK,
+    Figures,
+    make_estate,
+    smtp_server,
+    tls_files,
+    write_config,
+    write_estate,
+)
 
 from greenwatch import service
 from greenwatch.config import load_config
+from greenwatch.core.influx import query_client
 from reports.config import ReportConfig
 from reports.schedule import SentLog, due_week, periodic_job, sent_log_beside
-from rules.runner import query_client
-from test_report_mail import (WEEK, Figures, make_estate, smtp_server, tls_files, write_config,  # noqa: F401 (fixtures)
-                              write_estate)
 
 UTC = dt.timezone.utc
 

@@ -38,7 +38,9 @@ from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 import aiohttp
+from pydantic import SecretStr
 
+from greenwatch.core.config import InfluxConfig
 from greenwatch.core.http import (
     HttpClient,
     HttpFailure,
@@ -463,3 +465,29 @@ class InfluxV2Writer:
             await self._client.close()
             self._client = None
             self._write_api = None
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
+
+
+def make_writer(cfg: InfluxConfig) -> LineWriter:
+    """The writer the config asks for: /write (v1 API: 1.x, 2.x via DBRP, 3.x) or
+    InfluxDB 2's native /api/v2/write."""
+    ca = str(cfg.ca_file) if cfg.ca_file else None
+    if cfg.api == "v2":
+        return InfluxV2Writer(cfg.url, cfg.org or "", cfg.bucket or "", _secret(cfg.token) or "",
+                              gzip=cfg.gzip, timeout_s=cfg.timeout, verify_tls=cfg.verify_tls, ca_file=ca)
+    return InfluxClient(cfg.url, cfg.database, cfg.retention_policy, cfg.username, _secret(cfg.password),
+                        _secret(cfg.token), gzip=cfg.gzip, timeout_s=cfg.timeout,
+                        verify_tls=cfg.verify_tls, ca_file=ca)
+
+
+def query_client(cfg: InfluxConfig) -> InfluxClient:
+    """A client for InfluxQL over the v1-compatible API (1.x; 2.x/3.x with a DBRP
+    mapping: with api v2 the bucket is the database and the token authenticates).
+    Its timeout is at least a minute: rollups and reports run long aggregates."""
+    database = cfg.bucket if cfg.api == "v2" and cfg.bucket else cfg.database
+    return InfluxClient(cfg.url, database, cfg.retention_policy, cfg.username, _secret(cfg.password),
+                        _secret(cfg.token), timeout_s=max(cfg.timeout, 60.0), verify_tls=cfg.verify_tls,
+                        ca_file=str(cfg.ca_file) if cfg.ca_file else None)
