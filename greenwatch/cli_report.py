@@ -6,13 +6,16 @@ import argparse
 import asyncio
 import datetime as dt
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 
 from greenwatch.config import Config, load_config
 from greenwatch.core.influx import InfluxError, query_client
-from reports.deliver import Outcome, deliver
 from reports.weekly import Week, last_complete_week, parse_week, read_report
+
+if TYPE_CHECKING:
+    from reports.deliver import Outcome
 
 COMMANDS = ("report",)
 EXIT_OK, EXIT_NO_DATA, EXIT_BAD_INPUT, EXIT_NOT_SENT = 0, 1, 2, 4
@@ -52,4 +55,8 @@ async def run_report(config: Config, week: Week, out_dir: Path, send: bool) -> O
         figures = await read_report(client, config, week)
     finally:
         await client.close()
+    # Imported here: rendering pulls in matplotlib and reportlab, which every other
+    # command (and `greenwatch --help`) would otherwise pay for.
+    from reports.deliver import deliver
+
     return await deliver(figures, config.report, out_dir, send)
