@@ -19,6 +19,11 @@ EXIT_OK = 0
 EXIT_BAD_INPUT = 2
 EXIT_IN_USE = 3
 
+# Each capability's commands live in a module of their own: add_commands(subparsers),
+# COMMANDS (the names it adds) and dispatch(args) -> exit code.
+COMMAND_MODULES = (cli_rules, cli_energy, cli_dashboards, cli_simulate, cli_commitment, cli_report,
+                   cli_status, cli_demo)
+
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
 
@@ -48,14 +53,8 @@ def _parser() -> argparse.ArgumentParser:
     pshow = psub.add_parser("show", help="one profile, with what it inherits")
     pshow.add_argument("name")
     pshow.add_argument("--config", "-c", type=Path)
-    cli_rules.add_commands(sub)
-    cli_energy.add_commands(sub)
-    cli_dashboards.add_commands(sub)
-    cli_simulate.add_commands(sub)
-    cli_commitment.add_commands(sub)
-    cli_report.add_commands(sub)
-    cli_status.add_commands(sub)
-    cli_demo.add_commands(sub)
+    for module in COMMAND_MODULES:
+        module.add_commands(sub)
     return p
 
 
@@ -88,22 +87,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    if args.command == "rules":
-        return cli_rules.dispatch(args)
-    if args.command in cli_energy.COMMANDS:
-        return cli_energy.dispatch(args)
-    if args.command in cli_dashboards.COMMANDS:
-        return cli_dashboards.dispatch(args)
-    if args.command in cli_simulate.COMMANDS:
-        return cli_simulate.dispatch(args)
-    if args.command in cli_commitment.COMMANDS:
-        return cli_commitment.dispatch(args)
-    if args.command in cli_report.COMMANDS:
-        return cli_report.dispatch(args)
-    if args.command in cli_status.COMMANDS:
-        return cli_status.dispatch(args)
-    if args.command in cli_demo.COMMANDS:
-        return cli_demo.dispatch(args)
+    for module in COMMAND_MODULES:
+        if args.command in module.COMMANDS:
+            return module.dispatch(args)
     from greenwatch import service
 
     if args.command == "profiles":

@@ -26,6 +26,9 @@ out = Console()
 err = Console(stderr=True, soft_wrap=True)
 
 
+COMMANDS = ("rules",)
+
+
 def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     rules = subparsers.add_parser("rules", help="energy-saving rules: test, lint, run")
     sub = rules.add_subparsers(dest="rules_action", required=True)
