@@ -81,7 +81,7 @@ async def commitment_variables(config: Config, now: dt.datetime | None = None) -
     if config.commitment is None:
         return {}
     from reports.commitment import commitment_progress
-    from rules.runner import query_client
+    from greenwatch.core.influx import query_client
 
     now = now or dt.datetime.now(dt.UTC)
     client = query_client(config.influxdb)

@@ -212,7 +212,7 @@ commitment:
 async def test_after_hours_share_for_the_report(influxdb, influx_db, tmp_path) -> None:
     from greenwatch.config import load_config
     from reports.commitment import after_hours_share
-    from rules.runner import query_client
+    from greenwatch.core.influx import query_client
 
     write_rollups(influxdb, influx_db)
     config = load_config(write_config(tmp_path, influxdb, influx_db))
