@@ -139,6 +139,7 @@ class _Types:
     columns: dict[str, str] = field(default_factory=dict)  # column -> the one type of its rows
     walked: set[str] = field(default_factory=set)  # columns learned from a full pysnmp walk
     oids: dict[str, str] = field(default_factory=dict)  # OID -> type (scalars, mixed subtrees)
+    rows: dict[str, int] = field(default_factory=dict)  # table entry -> rows at its last walk
 
 
 @dataclass
@@ -224,9 +225,16 @@ class GufoEngine:
             raw: dict[str, object] = {}
             entry = await self._session(target, key) if len(fresh) < len(columns) else None
             warm = [normal[col] for col in columns if col not in fresh]
-            span = _span(warm) if not fresh else None
-            walked = (await self._walk_span(target, entry, *span) if span is not None  # type: ignore[arg-type]
-                      else None)
+            per_request = max(1, target.max_repetitions) if target.version != "1" else 1
+            # Tables worth one walk of their entry (see _span); other columns are walked
+            # one by one. Only on a warm device: a fresh one is walked by the reference.
+            walked: dict[str, list[tuple[str, object]]] = {}
+            spanned: set[str] = set()
+            for group in (_by_table(warm).values() if not fresh else ()):
+                span = _span(group, types.rows, per_request)
+                if span is not None:
+                    walked.update(await self._walk_span(target, entry, *span))  # type: ignore[arg-type]
+                    spanned.update(group)
             for col in columns:
                 if col in fresh:
                     continue
@@ -237,7 +245,7 @@ class GufoEngine:
                 uniform_kind = _KIND[uniform] if uniform else None
                 by_oid = types.oids
                 rows = result[col]
-                items = (walked.get(column, []) if walked is not None
+                items = (walked.get(column, []) if column in spanned
                          else await self._walk_column(target, entry, column))  # type: ignore[arg-type]
                 for oid, value in items:
                     if not oid.startswith(prefix):
@@ -260,6 +268,12 @@ class GufoEngine:
                 learned = await self._learn_oids(target, types, oids)
                 for (col, suffix), oid in zip(unknown, oids):
                     result[col][suffix] = _var(learned.get(oid) or _guess(raw[oid]), raw[oid])
+            # Rows per table, for the next poll's choice of walks.
+            seen: dict[str, int] = {}
+            for col in columns:
+                table = normal[col].rpartition(".")[0]
+                seen[table] = max(seen.get(table, 0), len(result[col]))
+            types.rows.update(seen)
             return result
 
     @property
@@ -594,23 +608,44 @@ def _normal(oid: str) -> str:
     return ".".join(str(int(p)) for p in parts)
 
 
-def _span(columns: list[str]) -> tuple[str, int] | None:
-    """(table entry, last column number) when `columns` are most of the columns
-    1..last of one table entry (a quarter of them may be missing), so that walking
-    the entry wastes little on columns nobody asked for; else None."""
-    if len(columns) < 2:
-        return None
-    table = columns[0].rpartition(".")[0]
-    numbers: set[int] = set()
+def _by_table(columns: list[str]) -> dict[str, list[str]]:
+    """Columns grouped by the table entry they belong to, in order."""
+    groups: dict[str, list[str]] = {}
     for column in columns:
-        parent, _, number = column.rpartition(".")
-        if parent != table:
-            return None
-        numbers.add(int(number))
-    last = max(numbers)
-    if len(numbers) != len(columns) or len(numbers) * 4 < last * 3:
+        groups.setdefault(column.rpartition(".")[0], []).append(column)
+    return groups
+
+
+def _table_of(columns: Sequence[str]) -> str | None:
+    """The table entry all `columns` are columns of, if they share one."""
+    table = columns[0].rpartition(".")[0] if columns else None
+    if table is None or any(column.rpartition(".")[0] != table for column in columns):
         return None
-    return table, last
+    return table
+
+
+def _span(columns: list[str], rows: dict[str, int], per_request: int) -> tuple[str, int] | None:
+    """(table entry, last column number) when walking the entry from its first column
+    to the last wanted one is cheaper than a walk per column, else None. It is when
+    the columns are most of 1..last (a quarter may be missing: little is fetched for
+    nothing), or when the table is small enough, by its rows at the last walk, that
+    the whole span takes fewer requests than the columns' walks (each column's walk
+    takes a request more than its rows need, to see the column end)."""
+    table = _table_of(columns) if len(columns) >= 2 else None
+    if table is None:
+        return None
+    numbers = {int(column.rpartition(".")[2]) for column in columns}
+    last = max(numbers)
+    if len(numbers) != len(columns):
+        return None
+    if len(numbers) * 4 >= last * 3:
+        return table, last
+    known = rows.get(table)
+    if known is None:
+        return None
+    span_requests = -(-(last * known + 1) // per_request)
+    column_requests = len(columns) * -(-(known + 1) // per_request)
+    return (table, last) if span_requests < column_requests else None
 
 
 def _column_number(table: str, oid: str) -> int:
