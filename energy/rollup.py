@@ -3,12 +3,14 @@
 
 The heavy work runs in InfluxDB, one day at a time, as InfluxQL aggregates grouped by
 hour and series: integral(watts) (which InfluxDB interpolates at the hour's edges, so a
-segment crossing the hour is split between the hours), count(), the fewest readings in
-any short bucket (gaps), and min of difference() in a subquery (counter drops). Counter
-values at each hour boundary come from last()/first() around the boundary (without
-GROUP BY time, so they carry their real times). Only the rare series-hour near a gap
-longer than the policy allows, a counter drop, or the edge of the data is pulled as raw
-points and computed in Python (energy.integrate), the reference for the whole policy.
+segment crossing the hour is split between the hours), count(), and min of difference()
+in a subquery (counter drops). A series-hour is settled by these aggregates only when
+its count and both neighbours' counts prove that no gap longer than the policy allows
+can touch it (polls on a fixed schedule: see `on_schedule`). Counter values at each hour
+boundary come from last()/first() around the boundary (without GROUP BY time, so they
+carry their real times). Every other series-hour (a missed poll too many, readings off
+schedule, a counter drop, the edge of the data) is pulled as raw points and computed in
+Python (energy.integrate), the reference for the whole policy.
 
 Every point is keyed by measurement, tags and the hour: a rollup run twice writes the
 same points again, so it is idempotent, and re-rolling recent hours picks up late data.
@@ -19,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -75,22 +78,40 @@ class SiteInput:
     default_interval_s: float = 60.0
     intensity: IntensitySource | None = None
 
-    def max_gap_s(self, device: str) -> float:
+    def interval_s(self, device: str) -> float:
         info = self.devices.get(device)
-        return bridge_limit(info.interval_s if info else self.default_interval_s)
+        return info.interval_s if info else self.default_interval_s
+
+    def max_gap_s(self, device: str) -> float:
+        return bridge_limit(self.interval_s(device))
 
 
 def bridge_limit(interval_s: float) -> float:
     return max(MIN_BRIDGE_S, 3 * interval_s)
 
 
-def bucket_s(max_gap_s: float) -> int:
-    """The gap check's bucket: the largest divisor of an hour no longer than half the
-    bridging limit (so buckets line up with hours)."""
-    return max(d for d in _HOUR_DIVISORS if d <= max_gap_s / 2)
+def allowed_missing(interval_s: float) -> int:
+    """How many scheduled readings an hour may miss and still be settled by its count.
+
+    With polls on a fixed schedule, a gap longer than the bridging limit removes at
+    least limit/interval - 1 readings, which may be split between two neighbouring
+    hours. Allowing m missing per hour bounds any gap touching the hour by
+    (2m + 1) intervals; one interval more is kept in hand for a reading whose jitter
+    moves it across the hour's edge (one hour then counts it, the other misses it)."""
+    m = 0
+    while (2 * (m + 1) + 3) * interval_s <= bridge_limit(interval_s):
+        m += 1
+    return m
 
 
-_HOUR_DIVISORS = [d for d in range(1, HOUR_S + 1) if HOUR_S % d == 0]
+def on_schedule(counts: Iterable[int], interval_s: float) -> bool:
+    """True when every count is what a fixed schedule gives an hour, less at most
+    `allowed_missing`: then no gap longer than the bridging limit can touch the
+    middle hour. More readings than the schedule gives (a second writer, a changed
+    interval) prove nothing: extra readings can hide a long gap from a count."""
+    expected = math.ceil(HOUR_S / interval_s)
+    low = expected - allowed_missing(interval_s)
+    return all(low <= c <= expected for c in counts)
 
 
 @dataclass
@@ -217,48 +238,29 @@ class Rollup:
         q0, q1 = c0 - HOUR_MS, c1 + HOUR_MS
         where = f"time >= {q0}ms AND time < {q1}ms AND {_site_filter(self.sites)}"
         inner = f"time >= {q0}ms AND time < {q1}ms"
-        buckets = sorted({bucket_s(site.max_gap_s(d)) for site in self.sites.values() for d in [*site.devices, ""]})
         statements = [
             (f"SELECT integral(watts, 1h), count(watts), count(energy_kwh) FROM {POWER} WHERE {where} "
              "GROUP BY time(1h), *"),
             (f"SELECT min(d) FROM (SELECT difference(energy_kwh) AS d FROM {POWER} "
              f"WHERE {where} GROUP BY *) WHERE {inner} GROUP BY time(1h), *"),
         ]
-        # The gap check: the fewest readings in any bucket of half the bridging limit.
-        # A gap longer than the limit always leaves a whole bucket empty; an empty
-        # bucket only sends the hour the exact (raw points) way, so the check may be
-        # cautious but never wrong. Plain count() per bucket is cheap in InfluxDB, much
-        # cheaper than elapsed() in a subquery.
-        for size in buckets:
-            for fieldname in ("watts", "energy_kwh"):
-                statements.append(
-                    f"SELECT min(c) FROM (SELECT count({fieldname}) AS c FROM {POWER} WHERE {where} "
-                    f"GROUP BY time({size}s), * fill(0)) WHERE {inner} GROUP BY time(1h), *")
         # Each statement its own request: InfluxDB runs them side by side; the counter
-        # boundaries are asked for at the same time.
-        answers_and_edges = await asyncio.gather(self._boundary_readings(c0, c1),
-                                                 *(_query_many(self.client, [q]) for q in statements))
-        edges = answers_and_edges[0]
-        answers = [a[0] for a in answers_and_edges[1:]]
+        # boundaries are asked for at the same time. No per-bucket gap check: the
+        # hourly counts settle the hours polled on schedule (on_schedule), and the rest
+        # go to raw points, which costs InfluxDB less than checking every hour.
+        edges, *answers = await asyncio.gather(self._boundary_readings(c0, c1),
+                                               *(_query_many(self.client, [q]) for q in statements))
         watts: dict[SeriesKey, dict[int, HourStats]] = defaultdict(lambda: defaultdict(HourStats))
         counter: dict[SeriesKey, dict[int, HourStats]] = defaultdict(lambda: defaultdict(HourStats))
         # A split series' entries each carry some columns of a row and nulls for the
         # rest: only values are merged, never nulls over values.
-        for key, row in _rows(answers[0]):
+        for key, row in _rows(answers[0][0]):
             _merge(watts[key][row["time"]], integral_wh=row["integral"], count=row["count"])
             if row["count_1"]:
                 _merge(counter[key][row["time"]], count=row["count_1"])
-        for key, row in _rows(answers[1]):
+        for key, row in _rows(answers[1][0]):
             if key in counter:
                 _merge(counter[key][row["time"]], min_d=row["min"])
-        min_bucket: dict[tuple[int, str], dict[SeriesKey, dict[int, int]]] = {}
-        for i, size in enumerate(buckets):
-            for j, fieldname in enumerate(("watts", "energy_kwh")):
-                table: dict[SeriesKey, dict[int, int]] = defaultdict(dict)
-                for key, row in _rows(answers[2 + 2 * i + j]):
-                    if row["min"] is not None:
-                        table[key][row["time"]] = min(row["min"], table[key].get(row["time"], row["min"]))
-                min_bucket[(size, fieldname)] = table
         counter = {k: v for k, v in counter.items() if any(h.count for h in v.values())}
 
         boundaries = self._counter_boundaries(edges, counter)
@@ -271,17 +273,17 @@ class Rollup:
             site = self.sites.get(tags.get("site", ""))
             if site is None:
                 continue
-            size = bucket_s(site.max_gap_s(tags.get("device", "")))
-            filled = min_bucket[(size, "energy_kwh" if method == "counter" else "watts")].get(key, {})
+            interval_s = site.interval_s(tags.get("device", ""))
             pending: list[int] = []
             for hour in hours:
                 h = by_hour.get(hour)
                 if h is None or not h.count:
                     continue
-                nxt = by_hour.get(hour + HOUR_MS)
-                # Bridged: no empty bucket in this hour or either neighbour, so every
-                # segment touching the hour is within the limit.
-                bridged = nxt is not None and all(filled.get(hour + k * HOUR_MS, 0) > 0 for k in (-1, 0, 1))
+                prv, nxt = by_hour.get(hour - HOUR_MS), by_hour.get(hour + HOUR_MS)
+                # Bridged: this hour and both neighbours were polled on schedule, so
+                # every segment touching the hour is within the bridging limit.
+                bridged = (prv is not None and nxt is not None
+                           and on_schedule((prv.count, h.count, nxt.count), interval_s))
                 kwh: float | None = None
                 if bridged and method == "integral" and h.integral_wh is not None:
                     kwh = h.integral_wh / 1000.0
