@@ -300,3 +300,57 @@ def test_energy_report_table(week, capsys: pytest.CaptureFixture[str]) -> None:
     dc_line = next(line for line in out.splitlines() if line.strip("│ ").startswith("dc"))
     assert f"{pue:.2f}" in dc_line and "GBP" in dc_line and "annual" in dc_line and "main" in dc_line
     assert any(line.strip("│ ").startswith("total") for line in out.splitlines())
+
+
+def _rollup_lab(influxdb: InfluxServer, db: str, series: dict[str, list[int]], hours: range) -> dict[str, dict]:
+    """Write each device's plug-curve readings at the given times to site `lab` and roll
+    up `hours` with energy.rollup directly (60 s polls, so a 300 s bridging limit)."""
+    import asyncio
+    import urllib.request
+
+    from energy.rollup import Rollup, SiteInput
+    from greenwatch.core.config import SiteSettings
+    from greenwatch.core.influx import InfluxClient
+
+    lines = [f"power,site=lab,device={name},kind=plug,scope=device,entity=total watts={watts('plug', t):.3f} "
+             f"{t * 1_000_000_000}" for name, times in series.items() for t in times]
+    urllib.request.urlopen(urllib.request.Request(f"{influxdb.url}/write?db={db}", data="\n".join(lines).encode(),
+                                                  method="POST"))
+
+    async def run() -> None:
+        client = InfluxClient(influxdb.url, db)
+        try:
+            await Rollup(client, [SiteInput(SiteSettings(name="lab"))]).run(
+                dt.datetime.fromtimestamp(hours.start, UTC), dt.datetime.fromtimestamp(hours.stop, UTC))
+        finally:
+            await client.close()
+
+    asyncio.run(run())
+    return {name: by_hour(influxdb, db, f"SELECT kwh, coverage FROM energy WHERE device='{name}'") for name in series}
+
+
+def test_hourly_counts_that_look_complete_do_not_hide_long_gaps(influxdb: InfluxServer, influx_db: str) -> None:
+    """The fast path trusts an hour's count only when it and both neighbours' counts are
+    what a 60 s schedule gives. Two series whose hour H has a full count but a gap longer
+    than 5 minutes touching it: a check of H's own count (>= expected - 1) would bridge
+    the gap and claim full coverage."""
+    hour = T0 + 2 * 86400 + 10 * 3600  # H
+    every_minute = list(range(hour - 3 * 3600 + 45, hour + 4 * 3600, 60))  # readings at :45
+    # crowded: nothing between H:19:45 and H:31:45, and from H:40 readings every 30 s,
+    # so H holds 60 - 11 + 20 readings (a second writer, say) around a 12-minute hole.
+    crowded = sorted({t for t in every_minute if not hour + 20 * 60 < t < hour + 31 * 60}
+                     | set(range(hour + 40 * 60 + 15, hour + 3600, 60)))
+    # late: nothing between H-1:50:45 and H:00:45; H itself has all 60 readings, but the
+    # 10-minute hole's last 45 s lie inside it.
+    late = [t for t in every_minute if not hour - 600 + 45 < t < hour + 45]
+    hours = range(hour - 2 * 3600, hour + 3 * 3600, 3600)
+    rows = _rollup_lab(influxdb, influx_db, {"crowded": crowded, "late": late, "steady": every_minute}, hours)
+    assert sum(1 for t in crowded if hour <= t < hour + 3600) == 69
+    assert sum(1 for t in late if hour <= t < hour + 3600) == 60
+    for name, times in (("crowded", crowded), ("late", late), ("steady", every_minute)):
+        for h in hours:
+            assert rows[name][h]["kwh"] == pytest.approx(truth("plug", h, h + 3600, times), rel=1e-3), (name, h)
+    assert rows["crowded"][hour]["coverage"] == pytest.approx((3600 - 12 * 60) / 3600, abs=1e-6)
+    assert rows["late"][hour]["coverage"] == pytest.approx((3600 - 45) / 3600, abs=1e-6)
+    assert rows["late"][hour - 3600]["coverage"] == pytest.approx((3600 - 555) / 3600, abs=1e-6)
+    assert all(rows["steady"][h]["coverage"] == 1.0 for h in hours)
