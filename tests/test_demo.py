@@ -1,6 +1,8 @@
-"""`greenwatch demo` as a user runs it: a day of history, the weekly report, then live
-polling of the simulated estate (real influxd, snmpsim agents, Redfish and plug HTTP
-servers); Ctrl-C (SIGINT) stops it with exit 0 and leaves none of its processes."""
+"""`greenwatch demo` as a user runs it: a day of history, the weekly report, the
+dashboards published (to a stand-in holding Grafana's API contract), then live polling of
+the simulated estate (real influxd, snmpsim agents, Redfish and plug HTTP servers) with
+the simulator's readings; Ctrl-C (SIGINT), or SIGTERM earlier on, stops it with exit 0
+and leaves none of its processes."""
 
 from __future__ import annotations
 
