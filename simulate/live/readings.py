@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from greenwatch.config import Config, Site
+from greenwatch.config import Config
 from greenwatch.core.schema import POLL
 from simulate.history import Series, Sim, simulate_site
 
@@ -34,30 +34,29 @@ class LiveEstate:
     def __init__(self, config: Config, seed: int = 1) -> None:
         self.config = config
         self.seed = seed
-        self.sims: dict[str, Sim] = {}
-        self.start = 0
+        # (window start, site -> simulation), replaced whole: the HTTP handlers and the
+        # SNMP writer's thread may read it while the other redoes it.
+        self._window: tuple[int, dict[str, Sim]] = (0, {})
 
-    def _ensure(self, now: float) -> None:
-        if self.sims and self.start <= now < self.start + WINDOW_S - STEP_S:
-            return
+    def _sims(self, now: float) -> tuple[int, dict[str, Sim]]:
+        start, sims = self._window
+        if sims and start <= now < start + WINDOW_S - STEP_S:
+            return start, sims
         # Windows on a fixed grid (UTC midnights): every process simulates the same window,
         # so a given minute reads the same in all of them (the demo and its test alike).
         half = WINDOW_S // 2
         start = int(now) // half * half - half
         times = np.arange(start, start + WINDOW_S, STEP_S, dtype=np.int64)
-        self.sims = {site.name: simulate_site(site, times, STEP_S, self.seed) for site in self.config.sites}
-        self.start = start
-
-    def site(self, name: str) -> Site:
-        return self.sims[name].site
+        self._window = (start, {site.name: simulate_site(site, times, STEP_S, self.seed) for site in self.config.sites})
+        return self._window
 
     def readings(self, site: str, device: str, now: float | None = None) -> list[Reading]:
         """The device's series at `now` (default: the current time), as the simulator
         would have written them for this minute."""
         now = time.time() if now is None else now
-        self._ensure(now)
-        sim = self.sims[site]
-        i = min(int(now - self.start) // STEP_S, sim.n - 1)
+        start, sims = self._sims(now)
+        sim = sims[site]
+        i = min(int(now - start) // STEP_S, sim.n - 1)
         return [Reading(s.measurement, dict(s.tags), {k: _at(s, v, i, sim.n) for k, v in s.fields.items()
                                                       if v.dtype.kind not in "US"})
                 for s in sim.series.get(device, []) if s.measurement != POLL]
