@@ -71,3 +71,21 @@ def test_ups_file_and_a_minute_that_reads_the_same_in_another_process(estate: Li
     assert other.watts("dc-london", "srv-a1-01", NOON + STEP_S) != estate.watts("dc-london", "srv-a1-01", NOON)
     layout = Layout.load(tmp_path / LAYOUT)
     assert sum(len(a.devices) for a in layout.agents) == 30 and all(len(a.devices) <= 25 for a in layout.agents)
+
+
+def test_bad_demo_options_exit_2_naming_each_and_start_nothing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    from greenwatch.cli import main
+
+    with socket.socket() as held:  # another program's InfluxDB
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        code = main(["demo", "--dir", str(tmp_path / "d"), "--days", "0", "--step", "900", "--influx-port", str(port)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "--days: expected more than 0 and at most 60, got 0" in err
+    assert "--step: expected 10 to 300 seconds" in err
+    assert f"--influx-port: tcp port {port} on 127.0.0.1 is in use by another program" in err
+    assert not (tmp_path / "d").exists()  # nothing written, nothing started
