@@ -59,6 +59,10 @@ STATEMENTS_PER_REQUEST = 100
 # has no OR of time ranges), which costs InfluxDB ~40 us per series even when empty; a
 # wider window costs more in points and JSON (measured: 2.5 intervals, 1.25x the time).
 BOUNDARY_INTERVALS = 1.25
+# ... of the longest interval configured, but no wider than this: one device polled
+# hourly must not make every boundary statement return an hour of every series. Hours
+# of devices polled less often than every 5 minutes may then go the raw way (few points).
+BOUNDARY_MAX_S = 375.0
 WRITE_BATCH = 5000
 
 SeriesKey = tuple[tuple[str, str], ...]
@@ -300,10 +304,10 @@ class Rollup:
 
     async def _boundary_readings(self, c0: int, c1: int) -> dict[int, dict[SeriesKey, Edge]]:
         """Per hour boundary of the chunk, each series' readings nearest it: raw points
-        within BOUNDARY_INTERVALS of the longest poll interval, one statement per
-        boundary (with real times, which GROUP BY time would replace)."""
-        window_ms = int(BOUNDARY_INTERVALS * 1000 * max(
-            s.interval_s(d) for s in self.sites.values() for d in [*s.devices, ""]))
+        within BOUNDARY_INTERVALS of the longest poll interval (at most BOUNDARY_MAX_S),
+        one statement per boundary (with real times, which GROUP BY time would replace)."""
+        window_ms = int(1000 * min(BOUNDARY_MAX_S, BOUNDARY_INTERVALS * max(
+            s.interval_s(d) for s in self.sites.values() for d in [*s.devices, ""])))
         sites = _site_filter(self.sites)
         boundaries = list(range(c0, c1 + 1, HOUR_MS))
         answers = await _query_many(self.client, [
