@@ -63,6 +63,7 @@ BOUNDARY_INTERVALS = 1.25
 # hourly must not make every boundary statement return an hour of every series. Hours
 # of devices polled less often than every 5 minutes may then go the raw way (few points).
 BOUNDARY_MAX_S = 375.0
+BOUNDARIES_PER_REQUEST = 7
 WRITE_BATCH = 5000
 
 SeriesKey = tuple[tuple[str, str], ...]
@@ -309,24 +310,20 @@ class Rollup:
         window_ms = int(1000 * min(BOUNDARY_MAX_S, BOUNDARY_INTERVALS * max(
             s.interval_s(d) for s in self.sites.values() for d in [*s.devices, ""])))
         sites = _site_filter(self.sites)
+
+        async def some(boundaries: list[int]) -> dict[int, dict[SeriesKey, Edge]]:
+            answers = await _query_many(self.client, [
+                f"SELECT watts, energy_kwh FROM {POWER} WHERE time >= {b - window_ms}ms "
+                f"AND time < {b + window_ms}ms AND {sites} GROUP BY *" for b in boundaries])
+            return {b: _edges(b, series) for b, series in zip(boundaries, answers)}
+
+        # A few requests side by side rather than one: InfluxDB runs a request's
+        # statements one after another, and each answer is boiled down to Edges as it
+        # arrives, so less JSON is held at once.
         boundaries = list(range(c0, c1 + 1, HOUR_MS))
-        answers = await _query_many(self.client, [
-            f"SELECT watts, energy_kwh FROM {POWER} WHERE time >= {b - window_ms}ms "
-            f"AND time < {b + window_ms}ms AND {sites} GROUP BY *" for b in boundaries])
-        out: dict[int, dict[SeriesKey, Edge]] = {}
-        for b, series in zip(boundaries, answers):
-            edges: dict[SeriesKey, Edge] = defaultdict(Edge)
-            for key, row in _rows(series):  # rows come in time order
-                edge, t = edges[key], row["time"] / 1000
-                for name, value in (("watts", row["watts"]), ("counter", row["energy_kwh"])):
-                    if value is None:
-                        continue
-                    if row["time"] < b:
-                        setattr(edge, f"{name}_before", (t, float(value)))
-                    elif getattr(edge, f"{name}_after") is None:
-                        setattr(edge, f"{name}_after", (t, float(value)))
-            out[b] = edges
-        return out
+        parts = await asyncio.gather(*(some(boundaries[i : i + BOUNDARIES_PER_REQUEST])
+                                       for i in range(0, len(boundaries), BOUNDARIES_PER_REQUEST)))
+        return {b: edges for part in parts for b, edges in part.items()}
 
     async def _slow(self, slow: list[tuple[SeriesKey, Method, list[int]]]) -> list[SeriesResult]:
         """Raw points for the series-hours the aggregates could not settle."""
@@ -412,6 +409,21 @@ def _merge(stats: HourStats, **values: Any) -> None:
     for name, value in values.items():
         if value is not None and (name != "count" or value):
             setattr(stats, name, value)
+
+
+def _edges(b: int, series: list[dict[str, Any]]) -> dict[SeriesKey, Edge]:
+    """Each series' readings nearest the boundary `b` (ms), from its raw points."""
+    edges: dict[SeriesKey, Edge] = defaultdict(Edge)
+    for key, row in _rows(series):  # rows come in time order
+        edge, t = edges[key], row["time"] / 1000
+        for name, value in (("watts", row["watts"]), ("counter", row["energy_kwh"])):
+            if value is None:
+                continue
+            if row["time"] < b:
+                setattr(edge, f"{name}_before", (t, float(value)))
+            elif getattr(edge, f"{name}_after") is None:
+                setattr(edge, f"{name}_after", (t, float(value)))
+    return edges
 
 
 _NO_EDGE = Edge()
