@@ -57,4 +57,7 @@ def setup(level: str = "INFO", fmt: LogFormat = "text") -> None:
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
     logging.basicConfig(level=level, handlers=[handler], force=True)
     # APScheduler logs every job start at INFO: too chatty for thousands of devices.
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    # The report's libraries log their font and cache searches at DEBUG: noise in a
+    # service's log, whatever greenwatch's own level.
+    for name in ("apscheduler", "matplotlib", "PIL", "fontTools"):
+        logging.getLogger(name).setLevel(logging.WARNING)

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from greenwatch.core.config import InfluxConfig, SiteSettings
-from greenwatch.core.influx import InfluxClient
+from greenwatch.core.influx import InfluxClient, query_client
 
 from .config import RulesConfig
 from .engine import Engine
