@@ -88,11 +88,17 @@ def test_provisioning_and_compose_agree_with_the_json() -> None:
     grafana = compose["services"]["grafana"]
     mounts = {m.split(":")[1]: m.split(":")[0] for m in grafana["volumes"] if m.startswith("./")}
     assert mounts[provider["options"]["path"]] == "./dashboards/json"
-    assert mounts["/etc/grafana/provisioning/datasources"] == "./dashboards/provisioning/datasources"
     assert mounts["/etc/grafana/provisioning/dashboards"] == "./dashboards/provisioning/dashboards"
-    # the data source reaches the compose InfluxDB and its database
+    # Compose runs InfluxDB 2.x, so it mounts its own data-source file (the same source
+    # with the token header); it must name the same uid, type, database and URL.
+    (compose_source,) = yaml.safe_load((ROOT / mounts["/etc/grafana/provisioning/datasources/greenwatch.yaml"])
+                                       .read_text())["datasources"]
+    for key in ("uid", "type", "url"):
+        assert compose_source[key] == source[key], key
+    for key in ("dbName", "version", "httpMode"):
+        assert compose_source["jsonData"][key] == source["jsonData"][key], key
     assert source["url"] == "http://influxdb:8086"
-    assert compose["services"]["influxdb"]["environment"]["INFLUXDB_DB"] == source["jsonData"]["dbName"]
+    assert compose["services"]["influxdb"]["environment"]["DOCKER_INFLUXDB_INIT_BUCKET"] == source["jsonData"]["dbName"]
 
 
 def test_the_config_knows_every_number_variable() -> None:
