@@ -14,6 +14,7 @@ import datetime as dt
 import itertools
 import math
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -302,13 +303,14 @@ def test_energy_report_table(week, capsys: pytest.CaptureFixture[str]) -> None:
     assert any(line.strip("│ ").startswith("total") for line in out.splitlines())
 
 
-def _rollup_lab(influxdb: InfluxServer, db: str, series: dict[str, list[int]], hours: range) -> dict[str, dict]:
+def _rollup_lab(influxdb: InfluxServer, db: str, series: dict[str, list[int]], hours: range,
+                intervals: dict[str, float] | None = None) -> tuple[dict[str, dict], Any]:
     """Write each device's plug-curve readings at the given times to site `lab` and roll
-    up `hours` with energy.rollup directly (60 s polls, so a 300 s bridging limit)."""
+    up `hours` with energy.rollup directly (60 s polls unless `intervals` says other)."""
     import asyncio
     import urllib.request
 
-    from energy.rollup import Rollup, SiteInput
+    from energy.rollup import DeviceInfo, Rollup, SiteInput
     from greenwatch.core.config import SiteSettings
     from greenwatch.core.influx import InfluxClient
 
@@ -317,16 +319,19 @@ def _rollup_lab(influxdb: InfluxServer, db: str, series: dict[str, list[int]], h
     urllib.request.urlopen(urllib.request.Request(f"{influxdb.url}/write?db={db}", data="\n".join(lines).encode(),
                                                   method="POST"))
 
-    async def run() -> None:
+    devices = {name: DeviceInfo(interval) for name, interval in (intervals or {}).items()}
+
+    async def run() -> Any:
         client = InfluxClient(influxdb.url, db)
         try:
-            await Rollup(client, [SiteInput(SiteSettings(name="lab"))]).run(
+            return await Rollup(client, [SiteInput(SiteSettings(name="lab"), devices)]).run(
                 dt.datetime.fromtimestamp(hours.start, UTC), dt.datetime.fromtimestamp(hours.stop, UTC))
         finally:
             await client.close()
 
-    asyncio.run(run())
-    return {name: by_hour(influxdb, db, f"SELECT kwh, coverage FROM energy WHERE device='{name}'") for name in series}
+    stats = asyncio.run(run())
+    return {name: by_hour(influxdb, db, f"SELECT kwh, coverage FROM energy WHERE device='{name}'")
+            for name in series}, stats
 
 
 def test_hourly_counts_that_look_complete_do_not_hide_long_gaps(influxdb: InfluxServer, influx_db: str) -> None:
@@ -344,7 +349,7 @@ def test_hourly_counts_that_look_complete_do_not_hide_long_gaps(influxdb: Influx
     # 10-minute hole's last 45 s lie inside it.
     late = [t for t in every_minute if not hour - 600 + 45 < t < hour + 45]
     hours = range(hour - 2 * 3600, hour + 3 * 3600, 3600)
-    rows = _rollup_lab(influxdb, influx_db, {"crowded": crowded, "late": late, "steady": every_minute}, hours)
+    rows, _ = _rollup_lab(influxdb, influx_db, {"crowded": crowded, "late": late, "steady": every_minute}, hours)
     assert sum(1 for t in crowded if hour <= t < hour + 3600) == 69
     assert sum(1 for t in late if hour <= t < hour + 3600) == 60
     for name, times in (("crowded", crowded), ("late", late), ("steady", every_minute)):
@@ -354,3 +359,22 @@ def test_hourly_counts_that_look_complete_do_not_hide_long_gaps(influxdb: Influx
     assert rows["late"][hour]["coverage"] == pytest.approx((3600 - 45) / 3600, abs=1e-6)
     assert rows["late"][hour - 3600]["coverage"] == pytest.approx((3600 - 555) / 3600, abs=1e-6)
     assert all(rows["steady"][h]["coverage"] == 1.0 for h in hours)
+
+
+def test_fast_path_follows_each_devices_interval(influxdb: InfluxServer, influx_db: str) -> None:
+    """A device polled every 300 s as configured is settled from sums and counts (its
+    bridging limit is 900 s); one configured at 60 s but polled every 120 s is not on
+    its schedule, so every hour comes from raw points. Both match the truth."""
+    hour = T0 + 3 * 86400
+    hours = range(hour, hour + 6 * 3600, 3600)
+    slow = list(range(hour - 3600 + 45, hour + 7 * 3600, 300))
+    mismatched = list(range(hour - 3600 + 45, hour + 7 * 3600, 120))
+    rows, stats = _rollup_lab(influxdb, influx_db, {"slow": slow, "mismatched": mismatched}, hours,
+                              intervals={"slow": 300.0, "mismatched": 60.0})
+    for name, times, limit in (("slow", slow, 900), ("mismatched", mismatched, 300)):
+        for h in hours:
+            expected = sum(energy_kwh("plug", max(a, h), min(b, h + 3600))
+                           for a, b in itertools.pairwise(times) if b - a <= limit and min(b, h + 3600) > max(a, h))
+            assert rows[name][h]["kwh"] == pytest.approx(expected, rel=1e-3), (name, h)
+            assert rows[name][h]["coverage"] == 1.0
+    assert (stats.fast_series_hours, stats.slow_series_hours) == (len(hours), len(hours))
