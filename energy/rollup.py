@@ -51,7 +51,7 @@ MIN_BRIDGE_S = 300.0
 # keeping the number of requests small.
 CHUNK_HOURS = 24
 CHUNKS_IN_FLIGHT = 2
-# Statements per request for the boundary and raw-point queries.
+# Statements per request for the raw-point queries.
 STATEMENTS_PER_REQUEST = 100
 # Boundary readings are fetched this many poll intervals either side of each hour
 # boundary: an hour on schedule has its first and last reading within one interval of
@@ -63,6 +63,8 @@ BOUNDARY_INTERVALS = 1.25
 # hourly must not make every boundary statement return an hour of every series. Hours
 # of devices polled less often than every 5 minutes may then go the raw way (few points).
 BOUNDARY_MAX_S = 375.0
+# A day's 25 boundary statements go in 4 requests side by side (InfluxDB runs one
+# request's statements in turn): 27 -> 20 s wall for the benchmark's week.
 BOUNDARIES_PER_REQUEST = 7
 WRITE_BATCH = 5000
 
@@ -181,8 +183,8 @@ def _series(answer: dict[str, Any]) -> list[list[dict[str, Any]]]:
 
 
 def _rows(series: Iterable[dict[str, Any]]) -> Iterable[tuple[SeriesKey, dict[str, Any]]]:
-    # integral() with GROUP BY time, * can split one series' rows over several entries
-    # (FIELD-NOTES): every row is keyed by its tags, so split entries merge.
+    # An aggregate with GROUP BY time, * (integral() at least, FIELD-NOTES) can split one
+    # series' rows over several entries: every row is keyed by its tags, so they merge.
     for entry in series:
         key = _key(entry.get("tags"))
         columns = entry["columns"]
