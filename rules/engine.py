@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from greenwatch.core import logcontext
 from greenwatch.core.config import SiteSettings
 from greenwatch.core.influx import InfluxClient, InfluxQueryError
 from greenwatch.core.schema import FINDING, TOTAL_SCOPES, Sample, encode_lines
@@ -406,6 +407,7 @@ class Engine:
         self.sites = dict(sites or {})
         self.overrides = list(overrides)
         self.problems: list[str] = []  # rules InfluxDB rejected in the last evaluation
+        self._problem_rules: list[str] = []  # their ids, for the log lines
 
     async def previous(self, at: dt.datetime) -> dict[str, dict[str, Any]]:
         """The last point of every finding before `at`, by id."""
@@ -435,16 +437,19 @@ class Engine:
         gate = asyncio.Semaphore(QUERY_CONCURRENCY)
 
         self.problems = []
+        self._problem_rules = []
 
         async def one(rule: AnyRule) -> list[Candidate] | None:
             async with gate:
                 try:
-                    if isinstance(rule, Rule):
-                        return await yaml_candidates(rule, ctx, at)
-                    return await rule.candidates(ctx, at)
+                    with logcontext.about(rule=rule.id):  # every line logged here names the rule
+                        if isinstance(rule, Rule):
+                            return await yaml_candidates(rule, ctx, at)
+                        return await rule.candidates(ctx, at)
                 except InfluxQueryError as exc:
                     # One rule InfluxDB rejects (a user's query) must not stop the others.
                     self.problems.append(rejected(rule, exc))
+                    self._problem_rules.append(rule.id)
                     return None
 
         results = await asyncio.gather(*(one(rule) for rule in self.rules))
@@ -477,8 +482,9 @@ class Engine:
         if self.problems:
             if strict:
                 raise InputError(self.problems)
-            for problem in self.problems:
-                log.error("rule not evaluated: %s", problem)
+            for rule_id, problem in zip(self._problem_rules, self.problems):
+                with logcontext.about(rule=rule_id):
+                    log.error("rule not evaluated: %s", problem)
         await self.client.write(encode_lines([e.sample() for e in events]))
         return events
 
