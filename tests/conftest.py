@@ -2,7 +2,7 @@
 stopped by process id. The fixtures live in tests/realparts/, one module per part."""
 
 from realparts.influx import influxdb, influx_db  # noqa: F401
-from realparts.snmp import snmpsim, snmpd  # noqa: F401
+from realparts.snmp import silent_agent, snmpsim, snmpd  # noqa: F401
 
 import pytest
 

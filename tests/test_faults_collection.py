@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import time
 from collections.abc import Iterator
 from itertools import pairwise
@@ -216,14 +215,6 @@ def failing_bmc() -> Iterator[FailingBmc]:
     bmc.close()
     loop.close()
 
-
-@pytest.fixture
-def silent_agent() -> Iterator[str]:
-    """An SNMP 'agent' that never answers: a bound UDP socket nobody reads."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    yield f"127.0.0.1:{sock.getsockname()[1]}"
-    sock.close()
 
 
 def test_a_silent_tenth_and_a_failing_redfish_server_do_not_hold_up_the_rest(

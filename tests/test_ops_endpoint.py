@@ -25,14 +25,6 @@ def pdu_agent(snmpsim):
     agent.stop()
 
 
-@pytest.fixture
-def silent_agent():
-    """An SNMP 'agent' that never answers: a bound UDP socket nobody reads."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    yield f"127.0.0.1:{sock.getsockname()[1]}"
-    sock.close()
-
 
 def write_lines(server, db: str, lines: list[str]) -> None:
     request = urllib.request.Request(f"{server.url}/write?db={db}&precision=s", data="\n".join(lines).encode(),

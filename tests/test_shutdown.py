@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 import threading
 import time
 from pathlib import Path
@@ -93,14 +92,6 @@ def plugs():
     yield server
     server.close()
 
-
-@pytest.fixture
-def silent_agent():
-    """An SNMP 'agent' that never answers: a bound UDP socket nobody reads."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    yield f"127.0.0.1:{sock.getsockname()[1]}"
-    sock.close()
 
 
 def estate(plugs: Plugs, silent_agent: str) -> str:

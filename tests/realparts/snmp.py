@@ -20,11 +20,12 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,7 @@ __all__ = [
     "SnmpV3User",
     "SnmpdAgent",
     "require_executable",
+    "silent_agent",
     "snmpd",
     "snmpsim",
 ]
@@ -621,3 +623,12 @@ def snmpd(tmp_path_factory: pytest.TempPathFactory):
         yield agent
     finally:
         agent.stop()
+
+
+@pytest.fixture
+def silent_agent() -> Iterator[str]:
+    """An SNMP 'agent' that never answers: a bound UDP socket nobody reads."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((HOST, 0))
+    yield f"{HOST}:{sock.getsockname()[1]}"
+    sock.close()
