@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from realparts.influx import free_port
+from realparts.web import serve
 
 from greenwatch import cli
-from greenwatch.core.yamlfile import MAX_DEPTH, InputError
 from greenwatch.core.spool import Spool
+from greenwatch.core.yamlfile import MAX_DEPTH, InputError
 from greenwatch.service import Service, load, spool_path
-from realparts.influx import free_port
 
 DEVICE = """\
 sites:
@@ -288,10 +289,7 @@ async def test_points_spooled_for_one_config_never_reach_anothers_influxdb(tmp_p
 
     app = web.Application()
     app.router.add_get("/status", meter)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    runner, _ = await serve(app, port := free_port())
     try:
         def config(name: str, influx_url: str) -> Path:
             return write(tmp_path, f"""\
@@ -323,7 +321,7 @@ def test_check_accepts_a_good_config_and_says_so(tmp_path, capsys):
     out, err = capsys.readouterr()
     assert code == 0 and err == ""
     # It names the spool the config's points wait in.
-    assert f"valid: 1 sites, 1 devices" in out and f"spool {tmp_path.resolve() / 'greenwatch.spool.db'}" in out
+    assert "valid: 1 sites, 1 devices" in out and f"spool {tmp_path.resolve() / 'greenwatch.spool.db'}" in out
     # A config that polls nothing is valid, but check says so.
     code = cli.main(["check", "--config", str(write(tmp_path, "sites: []\n", "none.yaml"))])
     assert code == 0 and "no enabled devices, so run would poll nothing" in capsys.readouterr().err

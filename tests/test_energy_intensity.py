@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from realparts.influx import InfluxServer
+from realparts.web import serve
 
 from energy.rollup import Rollup, site_inputs
 from greenwatch.config import load_config
@@ -61,12 +62,8 @@ async def api():
     app = web.Application()
     app.router.add_get("/intensity/{a}/{b}", national)
     app.router.add_get("/regional/intensity/{a}/{b}/regionid/{id}", regional)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield f"http://127.0.0.1:{port}", calls, runner
+    runner, url = await serve(app)
+    yield url, calls, runner
     await runner.cleanup()
 
 

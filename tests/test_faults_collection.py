@@ -30,6 +30,7 @@ from opshelp import (
     wait_until,
 )
 from realparts.influx import InfluxServer, start_influx_server
+from realparts.web import serve
 from test_shutdown import Plugs, count_points
 
 from greenwatch.core.spool import Spool
@@ -196,11 +197,8 @@ class FailingBmc:
     async def _start(self) -> str:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._fail)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        host, port = self._runner.addresses[0][:2]
-        return f"http://{host}:{port}"
+        self._runner, url = await serve(app)
+        return url
 
     def close(self) -> None:
         assert self._runner is not None

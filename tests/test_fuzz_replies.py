@@ -17,6 +17,7 @@ import pytest
 from aiohttp import web
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
+from realparts.web import serve
 
 from collector.config import Defaults, Device
 from collector.http_power import HttpPowerSource
@@ -203,11 +204,7 @@ class Served:
         async def start() -> web.AppRunner:
             app = web.Application()
             app.router.add_route("*", "/{tail:.*}", handle)
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", 0).start()
-            host, port = runner.addresses[0][:2]
-            self.url = f"http://{host}:{port}"
+            runner, self.url = await serve(app)
             return runner
 
         self._runner = self._loop.run_until_complete(start())

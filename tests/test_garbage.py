@@ -17,16 +17,16 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from collectorhelp import write_config
+from realparts.web import serve
 
 from collector.config import Device
+from collector.profiles import load_profiles
 from collector.snmp.engine import INTEGER, OCTETS, Var
 from collector.snmp.reader import Reader
-from collector.profiles import load_profiles
 from collector.source import Guarded, PollResult
 from greenwatch.core.http import DEFAULT_MAX_BODY, HttpClient, HttpFailure, Redactor
 from greenwatch.core.schema import BOUNDS, FIELDS, POWER, Sample, refuse_impossible
-
-from collectorhelp import write_config
 
 GARBAGE = "1.3.6.1.4.1.99998"
 PROFILE = f"""\
@@ -82,12 +82,7 @@ class Devices:
         app.router.add_get("/deep", self.deep)
         app.router.add_get("/echo", self.echo)
         app.router.add_route("*", "/redfish/{tail:.*}", self.redfish)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
+        self._runner, self.url = await serve(app)
         return self
 
     async def stop(self) -> None:
@@ -305,19 +300,16 @@ async def test_body_cap_counts_bytes_after_decompression_and_content_length():
 
     app = web.Application()
     app.router.add_get("/{name}", handler)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    host, port = runner.addresses[0][:2]
+    runner, url = await serve(app)
     client = HttpClient(timeout_s=5, max_body=256 * 1024)
     try:
         for name in ("bomb", "plain"):
             with pytest.raises(HttpFailure, match="reply larger than 256 KiB"):
-                await client.request("GET", f"http://{host}:{port}/{name}")
+                await client.request("GET", f"{url}/{name}")
         assert len(bomb) < 256 * 1024  # the compressed bomb alone would have passed
         roomy = HttpClient(timeout_s=5, max_body=8 * 1024 * 1024)
         try:
-            reply = await roomy.request("GET", f"http://{host}:{port}/bomb")
+            reply = await roomy.request("GET", f"{url}/bomb")
             assert len(reply.body) == 4 * 1024 * 1024
         finally:
             await roomy.close()

@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from realparts.web import serve as serve_app
 
-from collector.http_power import HttpPowerSource, at_path
 from collector.config import Defaults, Device
+from collector.http_power import HttpPowerSource, at_path
 from greenwatch.config import Site, load_config
 from greenwatch.core.yamlfile import InputError
 
@@ -32,12 +33,9 @@ async def serve():
     async def start(handler: Handler) -> str:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", handler)
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        runner, url = await serve_app(app)
         runners.append(runner)
-        host, port = runner.addresses[0][:2]
-        return f"http://{host}:{port}"
+        return url
 
     yield start
     for runner in runners:

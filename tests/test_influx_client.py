@@ -20,6 +20,8 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from realparts.influx import InfluxServer, free_port, start_influx_server
+from realparts.web import serve as serve_app
 
 from greenwatch.core.influx import (
     InfluxAuthError,
@@ -32,7 +34,6 @@ from greenwatch.core.influx import (
     LineWriter,
 )
 from greenwatch.core.schema import Sample
-from realparts.influx import InfluxServer, free_port, start_influx_server
 
 T0 = 1_700_000_000_000_000_000
 ADMIN = ("admin", "adm1n-pw-not-for-logs")
@@ -88,12 +89,7 @@ def influx_tls(tmp_path_factory: pytest.TempPathFactory, tls_files: tuple[Path, 
 
 async def serve(app: web.Application) -> tuple[web.AppRunner, str]:
     # auto_decompress=False: handlers see the body exactly as the client sent it.
-    runner = web.AppRunner(app, auto_decompress=False)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return runner, f"http://127.0.0.1:{port}"
+    return await serve_app(app, auto_decompress=False)
 
 
 @pytest.fixture

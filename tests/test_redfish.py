@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from realparts.web import serve
 
-from collector.redfish import RedfishSource
 from collector.config import Defaults, Device
+from collector.redfish import RedfishSource
 from greenwatch.config import Site, load_config
 from greenwatch.core.yamlfile import InputError
 
@@ -53,12 +54,7 @@ class MockBMC:
     async def start(self) -> MockBMC:
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self.handle)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
+        self._runner, self.url = await serve(app)
         return self
 
     async def stop(self) -> None:

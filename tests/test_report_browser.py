@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from PIL import Image
+from realparts.ports import free_tcp_port
+from realparts.web import serve
+from test_report_mail import WEEK, make_estate, parse_html, tls_files, write_config, write_estate  # noqa: F401 (fixture)
 
 from greenwatch.cli import main
-from realparts.ports import free_tcp_port
-from test_report_mail import WEEK, make_estate, parse_html, tls_files, write_config, write_estate  # noqa: F401 (fixture)
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 GREEN = (0x1B, 0x7F, 0x3B)  # the header's colour
@@ -41,10 +42,7 @@ async def _serve(folder: Path, log: list[tuple[str, int, str]]) -> tuple[web.App
     app = web.Application()
     app.on_response_prepare.append(record)
     app.router.add_static("/", folder)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    port = free_tcp_port()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
+    runner, _ = await serve(app, port := free_tcp_port())
     return runner, port
 
 

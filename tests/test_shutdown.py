@@ -16,6 +16,7 @@ import yaml
 from aiohttp import web
 from collectorhelp import Running, write_config
 from realparts.influx import InfluxServer, start_influx_server
+from realparts.web import serve
 
 from collector.config import Defaults, Device
 from collector.http_power import HttpPowerSource
@@ -53,12 +54,9 @@ class Plugs:
     async def _serve(self, handler) -> str:  # noqa: ANN001
         app = web.Application()
         app.router.add_get("/rpc/Switch.GetStatus", handler)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        runner, url = await serve(app, shutdown_timeout=0.5)
         self._runners.append(runner)
-        host, port = runner.addresses[0][:2]
-        return f"http://{host}:{port}"
+        return url
 
     @staticmethod
     def _status(apower: float) -> web.Response:

@@ -19,6 +19,8 @@ import subprocess
 
 import pytest
 from aiohttp import web
+from realparts.web import serve
+from snmphelp import make_source
 
 from collector.config import Defaults, Device
 from collector.http_power import HttpPowerSource
@@ -26,7 +28,6 @@ from collector.snmp.engine import COUNTER32, GAUGE, INTEGER, OCTETS, OID, TIMETI
 from collector.snmp.gufo_engine import GufoEngine
 from collector.snmp.pysnmp_engine import PysnmpEngine
 from greenwatch.config import Site
-from snmphelp import make_source
 
 
 class UdpRelay(asyncio.DatagramProtocol):
@@ -90,15 +91,12 @@ async def test_first_gufo_poll_does_not_hold_up_an_http_device(snmpd):
 
     app = web.Application()
     app.router.add_get("/status", meter)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    http_port = runner.addresses[0][1]
+    runner, http_url = await serve(app)
 
     snmp_source = make_source(engine, f"127.0.0.1:{relay_port}",
                               {"version": "2c", "community": snmpd.community}, profile="net-snmp-linux")
     http_device = Device.model_validate({"name": "plug-1", "http": {
-        "type": "json", "url": f"http://127.0.0.1:{http_port}/status", "fields": {"watts": {"path": "power"}}}})
+        "type": "json", "url": f"{http_url}/status", "fields": {"watts": {"path": "power"}}}})
     http_source = HttpPowerSource(Site(name="office", devices=[http_device]), http_device, Defaults())
 
     reference_built_when_http_done: list[bool] = []
