@@ -374,6 +374,10 @@ async def yaml_candidates(rule: Rule, ctx: Context, at: dt.datetime) -> list[Can
             base = sum(basis) / len(basis) if basis else 0.0
         sv = rule.savings
         watts = sv.watts(value, base)
+        if not math.isfinite(watts):  # a query's basis column can hold anything
+            log.warning("rule %s: saving for %s/%s is not a finite number (basis %r); not reported",
+                        rule.id, site, device or "-", base)
+            continue
         out.append(Candidate(rule.id, site, device, s.tags.get("entity") or None if rule.per == "entity" else None,
                              value, hours, watts, sv.window or settings.window,
                              label=s.tags.get("label") or None))

@@ -13,13 +13,16 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from greenwatch.core.calendar import Window
 from greenwatch.core.config import Strict, parse_duration
-from greenwatch.core.schema import FIELDS, KINDS, POWER_SCOPES
+from greenwatch.core.schema import BOUNDS, FIELDS, KINDS, POWER, POWER_SCOPES
 
 # The energy helper's hourly rollups (issue 6 section 2): rules may read them too.
 ROLLUP_FIELDS: dict[str, tuple[str, ...]] = {
     "energy": ("kwh", "cost", "kgco2e", "coverage"),
     "site_energy": ("kwh", "it_kwh", "cost", "kgco2e", "coverage"),
 }
+# The largest threshold or savings figure a rule may hold. Readings are bounded far
+# below it (docs/metrics.md), and with it a saving is a finite number of watts.
+RULE_NUMBER_LIMIT = 1e15
 AGGREGATES = ("mean", "max", "min", "spread", "sum", "count", "stddev", "median", "last", "first")
 Aggregate = Literal["mean", "max", "min", "spread", "sum", "count", "stddev", "median", "last", "first"]
 Severity = Literal["info", "warning", "critical"]
@@ -89,7 +92,7 @@ class Condition(Strict):
 
     aggregate: Aggregate = "mean"
     op: Op
-    threshold: float = Field(allow_inf_nan=False)
+    threshold: float = Field(ge=-RULE_NUMBER_LIMIT, le=RULE_NUMBER_LIMIT, allow_inf_nan=False)
     # per: site sums the per-device aggregates of each bucket (a site's office load).
     combine: Literal["sum", "mean", "max", "min"] = "sum"
 
@@ -101,12 +104,13 @@ class Savings(Strict):
     mean power from `power` (device_power) or the query's `basis` column (basis). The
     second term is there when excess_over, shortfall_below or per_unit is given."""
 
-    # Finite: an infinite or NaN limit would make every saving infinite or NaN.
-    excess_over: float | None = Field(None, allow_inf_nan=False)
-    shortfall_below: float | None = Field(None, allow_inf_nan=False)
-    per_unit: float | None = Field(None, ge=0, allow_inf_nan=False)  # 1 when a delta is given
+    # Finite and bounded: an infinite, NaN or 1e300 limit would make savings infinite or NaN.
+    excess_over: float | None = Field(None, ge=-RULE_NUMBER_LIMIT, le=RULE_NUMBER_LIMIT, allow_inf_nan=False)
+    shortfall_below: float | None = Field(None, ge=-RULE_NUMBER_LIMIT, le=RULE_NUMBER_LIMIT, allow_inf_nan=False)
+    # 1 when a delta is given
+    per_unit: float | None = Field(None, ge=0, le=RULE_NUMBER_LIMIT, allow_inf_nan=False)
     base: Literal["one", "device_power", "basis"] = "one"
-    fixed_watts: float = Field(0.0, ge=0, allow_inf_nan=False)
+    fixed_watts: float = Field(0.0, ge=0, le=BOUNDS[POWER]["watts"].high, allow_inf_nan=False)
     # The window in which the saving applies; default: the rule's.
     window: Window | None = None
 

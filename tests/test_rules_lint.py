@@ -49,6 +49,8 @@ def test_a_yaml_syntax_error_names_file_and_line(tmp_path, influxdb, capsys):
         ("window: nights", "window: night", "window", "window: Input should be"),
         ("for: 6h", "for: six hours", "for", "for: expected a duration"),
         ("{hours:.0f} night hours", "{hourz} night hours", "summary", "unknown placeholder {hourz}"),
+        ("  threshold: 25", "  threshold: 1.0e+300", "threshold", "less than or equal to 1000000000000000"),
+        ("  excess_over: 3", "  excess_over: -7.0e+305", "excess_over", "greater than or equal to -1000000000000000"),
     ],
 )
 def test_an_unknown_or_bad_field_names_file_line_and_field(tmp_path, influxdb, capsys, old, new, line_key, message):
