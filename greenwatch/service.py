@@ -126,7 +126,8 @@ class Service:
         entries = [self._entry(loaded, site, device) for site, device in self._wanted(config).values()]
         self.spool = Spool(spool_path(config.spool.path, shard, once), config.spool.max_size)
         self.writer = make_writer(config.influxdb)
-        self.sink = Sink(self.spool, self.writer, batch_size=config.influxdb.batch_size)
+        self.sink = Sink(self.spool, self.writer, batch_size=config.influxdb.batch_size,
+                         flush_interval_s=config.influxdb.flush_interval)
         self.collector = Collector(entries, self.sink, config.collector.concurrency)
         self.api: HttpApi | None = None  # while run() runs, if http.enabled
         self.reloads = {"applied": 0, "refused": 0}

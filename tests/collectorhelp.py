@@ -57,9 +57,14 @@ class Running:
 
     def terminate(self, timeout: float = 60) -> int:
         self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=timeout)
-        self._log.close()
-        return code
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()  # leave nothing running behind a failed test
+            self.proc.wait(timeout=10)
+            raise AssertionError(f"greenwatch did not stop within {timeout} s of SIGTERM; log: {self.log_path}")
+        finally:
+            self._log.close()
 
     def kill9(self) -> None:
         os.kill(self.proc.pid, signal.SIGKILL)

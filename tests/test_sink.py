@@ -55,6 +55,13 @@ def spool(tmp_path: Path) -> Iterator[Spool]:
     s.close()
 
 
+async def until(condition, timeout_s: float = 10) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "timed out waiting"
+        await asyncio.sleep(0.01)
+
+
 def fast_sink(spool: Spool, writer: object, **kw: object) -> Sink:
     options = {"retry_initial_s": 0.05, "retry_max_s": 0.3}
     options.update(kw)
@@ -82,6 +89,45 @@ async def test_samples_reach_influxdb_in_order_in_batches(
     assert max(len(b) for b in writer.batches) <= 40
     rows = influxdb.rows('SELECT watts, seq FROM "power"', influx_db)
     assert [r["seq"] for r in rows] == list(range(100))
+
+
+async def test_small_writes_gather_for_the_flush_interval_and_a_full_batch_goes_at_once(
+    influxdb: InfluxServer, influx_db: str, client: InfluxClient, spool: Spool
+) -> None:
+    writer = RecordingWriter(client)
+    # An interval far longer than the test: only a full batch or flush() can end it.
+    sink = fast_sink(spool, writer, batch_size=50, flush_interval_s=3600)
+    sink.start()
+    await sink.write(samples(0, 1))
+    await until(lambda: writer.batches)  # the first line goes at once
+    for start in range(1, 41):  # forty small polls within the interval: nothing written
+        await sink.write(samples(start, 1))
+    await asyncio.sleep(0.2)
+    assert [len(b) for b in writer.batches] == [1]
+    await sink.write(samples(41, 10))  # a full batch (50) is spooled: it goes without waiting
+    await until(lambda: len(writer.batches) == 2)
+    await sink.write(samples(51, 3))
+    assert await sink.flush(5)  # flush() does not wait out the interval
+    await sink.close()
+    assert [len(b) for b in writer.batches] == [1, 50, 3]
+    assert influxdb.count("power", influx_db) == 54
+
+
+async def test_close_right_after_a_flush_ends_the_drain_task(
+    influxdb: InfluxServer, influx_db: str, client: InfluxClient, spool: Spool
+) -> None:
+    # The drain task wrote what there was and waits out its flush interval; close()
+    # flushes (which ends that wait) and cancels the task in the same breath. The
+    # cancel must not be lost (it was, with asyncio.wait_for on Python 3.11, and
+    # `greenwatch run` never stopped).
+    for i in range(20):
+        sink = fast_sink(spool, client, flush_interval_s=3600)
+        sink.start()
+        await sink.write(samples(2 * i, 2))
+        await until(lambda sink=sink: sink.stats().written == 2)
+        await asyncio.sleep(0.01)  # into the flush interval
+        assert await asyncio.wait_for(sink.close(5), 10)
+    assert influxdb.count("power", influx_db) == 40
 
 
 async def test_only_the_rejected_line_is_dropped_counted_and_logged_once(

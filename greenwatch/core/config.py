@@ -168,6 +168,8 @@ class InfluxConfig(Strict):
     bucket: str | None = Field(None, min_length=1)
     gzip: bool = False
     batch_size: int = Field(5000, ge=1, le=100_000)
+    # Lines gather this long for a fuller batch (see core/sink.py); they are on disk meanwhile.
+    flush_interval: Duration = 1.0
     timeout: Duration = 10.0
     verify_tls: bool = True
     ca_file: Path | None = None

@@ -15,6 +15,7 @@ a point with the same measurement, tag set and timestamp overwrites itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
@@ -66,6 +67,10 @@ class Sink:
       after storing the good points, which are then harmlessly written again.)
     * 413 (request too large) halves the batch and tries again; only a single
       line too large on its own is dropped as rejected.
+    * `flush_interval_s`: after a write of less than a full batch, wait up to this
+      long for more lines (a full batch ends the wait), so that thousands of small
+      polls a minute make one write a second, not one each (Telegraf's
+      flush_interval). 0 writes at once. Lines are on disk meanwhile.
     * `await flush(timeout_s)`: wait until the spool is empty.
     * `await close(timeout_s)`: flush what it can, then stop the task; anything
       unwritten stays in the spool for the next start.
@@ -82,6 +87,7 @@ class Sink:
         retry_max_s: float = 30.0,
         logger: logging.Logger | None = None,
         full_warning_every_s: float = 60.0,
+        flush_interval_s: float = 0.0,
     ) -> None:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
@@ -96,6 +102,7 @@ class Sink:
         self.retry_max_s = retry_max_s
         self.log = logger or _log
         self.full_warning_every_s = full_warning_every_s
+        self.flush_interval_s = flush_interval_s
         self._written = 0
         self._rejected = 0
         self._retries = 0
@@ -107,7 +114,10 @@ class Sink:
         self._retry_now = asyncio.Event()
         # Set by the drain task after every ack and whenever it goes idle, for flush().
         self._progress = asyncio.Event()
+        # Set when a full batch is spooled or flush() waits: ends the flush interval.
+        self._batch_ready = asyncio.Event()
         self._inflight = False
+        self._flushing = 0  # flush() calls waiting
         self._last_full_warning = float("-inf")
         self._reported_dropped = 0  # spool.dropped as of the last warning
         self._warn_later: asyncio.TimerHandle | None = None
@@ -127,6 +137,8 @@ class Sink:
         # loop (and every other collector on it) keeps running meanwhile.
         await asyncio.to_thread(self.spool.append, lines)
         self._wake.set()
+        if self.spool.pending >= self.batch_size:
+            self._batch_ready.set()
         if self.spool.dropped > dropped_before:
             self._warn_full()
 
@@ -180,7 +192,16 @@ class Sink:
         deadline = loop.time() + timeout_s
         self._wake.set()
         self._retry_now.set()
+        self._flushing += 1
+        try:
+            return await self._flushed(deadline)
+        finally:
+            self._flushing -= 1
+
+    async def _flushed(self, deadline: float) -> bool:
+        loop = asyncio.get_running_loop()
         while True:
+            self._batch_ready.set()  # no flush interval while someone waits
             self._progress.clear()
             if self._is_empty():
                 return True
@@ -293,6 +314,10 @@ class Sink:
                         )
                     failures = 0
                     limit = self.batch_size
+                    if len(lines) < limit:
+                        self._inflight = False
+                        self._progress.set()
+                        await self._gather_more()
                 self._inflight = False
                 self._progress.set()
         except asyncio.CancelledError:
@@ -338,6 +363,15 @@ class Sink:
                 batch, failures, exc_info=exc,
             )
 
+    async def _gather_more(self) -> None:
+        """The flush interval: let lines gather into a fuller batch."""
+        if self.flush_interval_s <= 0 or self._flushing:
+            return
+        self._batch_ready.clear()
+        if self.spool.pending >= self.batch_size:
+            return
+        await _wait(self._batch_ready, self.flush_interval_s)
+
     async def _backoff(self, failures: int, exc: BaseException) -> None:
         delay = min(self.retry_max_s, self.retry_initial_s * 2 ** min(failures - 1, 30))
         retry_after = getattr(exc, "retry_after_s", None)
@@ -349,7 +383,13 @@ class Sink:
         # Wait on _retry_now, not a plain sleep, so flush() can cut it short;
         # cleared first so a flush() before this failure does not end it at once.
         self._retry_now.clear()
-        try:
-            await asyncio.wait_for(self._retry_now.wait(), delay)
-        except TimeoutError:
-            pass
+        await _wait(self._retry_now, delay)
+
+
+async def _wait(event: asyncio.Event, timeout_s: float) -> None:
+    """Wait until `event` is set or `timeout_s` passed. Not asyncio.wait_for: on
+    Python 3.11 it swallows a cancel that arrives as the event is set (close() right
+    after flush() set it), and the drain task would then never end."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout_s):
+            await event.wait()
