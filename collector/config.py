@@ -34,6 +34,9 @@ class Defaults(Strict):
     timeout: Duration = 2.0
     retries: int = Field(1, ge=0, le=10)
     max_repetitions: int = Field(25, ge=1, le=500)
+    # How often an SNMP device's tables are walked in full, to find rows added since;
+    # in between, the rows found are read by GET. At or below the interval: every poll.
+    rewalk: Duration = 600.0
 
 
 class CollectorConfig(Strict):
@@ -76,6 +79,7 @@ class SnmpConfig(Strict):
     priv_key: Secret | None = None
     context: str = ""
     max_repetitions: int | None = Field(None, ge=1, le=500)
+    rewalk: Duration | None = None  # default: defaults.rewalk
 
     @model_validator(mode="after")
     def _complete(self) -> SnmpConfig:

@@ -19,6 +19,7 @@ import subprocess
 
 import pytest
 from aiohttp import web
+from realparts.udp_relay import start_relay
 from realparts.web import serve
 from snmphelp import make_source
 
@@ -30,56 +31,8 @@ from collector.snmp.pysnmp_engine import PysnmpEngine
 from greenwatch.config import Site
 
 
-class UdpRelay(asyncio.DatagramProtocol):
-    """Forwards SNMP requests from clients to one agent and the replies back, and
-    notes each reply as it passes (a real relay between real sockets)."""
-
-    def __init__(self, agent: tuple[str, int]) -> None:
-        self.agent = agent
-        self.replies = 0
-        self.first_reply = asyncio.Event()
-        self.transport: asyncio.DatagramTransport | None = None
-        self._upstream: dict[tuple[str, int], asyncio.DatagramTransport] = {}
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def datagram_received(self, data: bytes, client: tuple[str, int]) -> None:
-        upstream = self._upstream.get(client)
-        if upstream is not None:
-            upstream.sendto(data)
-            return
-        asyncio.ensure_future(self._open(client, data))
-
-    async def _open(self, client: tuple[str, int], first: bytes) -> None:
-        relay = self
-
-        class Back(asyncio.DatagramProtocol):
-            def datagram_received(self, data: bytes, _addr: tuple[str, int]) -> None:
-                assert relay.transport is not None
-                relay.transport.sendto(data, client)
-                relay.replies += 1
-                relay.first_reply.set()
-
-        loop = asyncio.get_running_loop()
-        upstream, _ = await loop.create_datagram_endpoint(Back, remote_addr=self.agent)
-        self._upstream[client] = upstream
-        upstream.sendto(first)
-
-    def close(self) -> None:
-        for upstream in self._upstream.values():
-            upstream.close()
-        if self.transport is not None:
-            self.transport.close()
-
-
 async def test_first_gufo_poll_does_not_hold_up_an_http_device(snmpd):
-    loop = asyncio.get_running_loop()
-    agent_host, agent_port = str(snmpd.address).rsplit(":", 1)
-    relay = UdpRelay((agent_host, int(agent_port)))
-    await loop.create_datagram_endpoint(lambda: relay, local_addr=("127.0.0.1", 0))
-    assert relay.transport is not None
-    relay_port = relay.transport.get_extra_info("sockname")[1]
+    relay, relay_port = await start_relay(str(snmpd.address))
 
     engine = GufoEngine()  # fresh: no reference engine yet, nothing learned
 

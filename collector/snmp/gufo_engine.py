@@ -190,7 +190,7 @@ class GufoEngine:
             unknown: list[str] = []
             for oid in wanted:
                 value = values.get(oid)
-                smi = types.oids.get(oid)
+                smi = types.oids.get(oid) or _column_type(types, oid)
                 if value is None:
                     result[oid] = None
                 elif smi is not None and type(value) is _KIND[smi]:
@@ -652,6 +652,21 @@ def _column_number(table: str, oid: str) -> int:
     """The column number of `oid` in `table`'s entry (0 outside it)."""
     head = oid[len(table) + 1 :].partition(".")[0] if oid.startswith(table + ".") else ""
     return int(head) if head.isdigit() else 0
+
+
+def _column_type(types: _Types, oid: str) -> str | None:
+    """The type of a walked column's row read by GET (a known row, see
+    collector/snmp/source.py KnownRows): the column is the OID less its index, of up
+    to 16 sub-identifiers here."""
+    if not types.columns:
+        return None
+    head = oid
+    for _ in range(16):
+        head = head.rpartition(".")[0]
+        smi = types.columns.get(head)
+        if smi is not None or not head:
+            return smi
+    return None
 
 
 def _learn_column(types: _Types, column: str, rows: dict[str, Var]) -> None:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import time
+from collections.abc import Coroutine, Sequence
+from typing import Any, TypeVar
 
 from collector.config import Defaults, Device
 from greenwatch.core.config import SiteSettings
@@ -12,14 +15,68 @@ from greenwatch.core.config import SiteSettings
 from ..profiles import Profile, ProfileSet
 from ..source import PollResult
 from ..tags import base_tags
-from .engine import SnmpEngine, SnmpError, Target
+from .engine import SnmpEngine, SnmpError, Target, Var
 from .reader import Reader
 
 SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"
+T = TypeVar("T")
 # Scalars per GET request: small enough that no agent answers tooBig.
 GET_CHUNK = 32
+# Past this many known rows' OIDs a device's tables are walked every poll: GETs of
+# them would take as many requests as the walks.
+MAX_KNOWN_OIDS = 1024
+# The rows of every device, shared: most devices of one model have the same indexes.
+_SHARED_ROWS: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 log = logging.getLogger("greenwatch.snmp")
+
+
+class KnownRows:
+    """The rows (index suffixes) of each table column at the device's last full walk.
+    Until the next walk is due, the rows are read by GET: one request for a small
+    device's scalars and tables instead of a GETBULK or more per column, as Zabbix and
+    LibreNMS poll known indexes between discoveries. A row gone from the agent sends
+    the poll back to a walk at once; a new row is found at the next walk. A table
+    group is only remembered when each of its columns had rows: an empty one (a host's
+    CPUs in the agent's first minute, say) is walked every poll until it fills."""
+
+    __slots__ = ("walked_at", "groups", "rows", "size")
+
+    def __init__(self, walked_at: float) -> None:
+        self.walked_at = walked_at
+        self.groups: list[tuple[str, ...]] = []
+        self.rows: dict[str, tuple[str, ...]] = {}
+        self.size = 0
+
+    def add(self, group: tuple[str, ...], columns: dict[str, dict[str, Var]]) -> None:
+        """Remember a walked group's rows."""
+        if group in self.groups or not all(columns.get(column) for column in group):
+            return
+        size = sum(len(columns[column]) for column in group)
+        if self.size + size > MAX_KNOWN_OIDS:
+            return
+        if len(_SHARED_ROWS) > 100_000:
+            _SHARED_ROWS.clear()
+        self.groups.append(group)
+        self.size += size
+        for column in group:
+            suffixes = tuple(sys.intern(suffix) for suffix in columns[column])
+            self.rows[column] = _SHARED_ROWS.setdefault(suffixes, suffixes)
+
+    def oids(self) -> list[str]:
+        return [f"{column}.{suffix}" for column, rows in self.rows.items() for suffix in rows]
+
+    def columns(self, values: dict[str, Var | None]) -> dict[str, dict[str, Var]] | None:
+        """The columns from a GET of `oids()`; None when a row is gone (walk again)."""
+        out: dict[str, dict[str, Var]] = {}
+        for column, rows in self.rows.items():
+            read = out[column] = {}
+            for suffix in rows:
+                var = values.get(f"{column}.{suffix}")
+                if var is None:
+                    return None
+                read[suffix] = var
+        return out
 
 
 def make_target(device: Device, defaults: Defaults, max_repetitions: int | None = None) -> Target:
@@ -57,6 +114,9 @@ class SnmpSource:
         self.engine = engine
         self.profiles = profiles
         self.target = make_target(device, defaults)
+        self.interval_s = device.interval or defaults.interval
+        self.rewalk_s = (device.snmp.rewalk if device.snmp else None) or defaults.rewalk
+        self.known: KnownRows | None = None
         self.reader: Reader | None = None
         self.kind = device.kind or "host"
         if profile is not None:
@@ -81,6 +141,36 @@ class SnmpSource:
         self._use(profile)
         return None
 
+    def _gets(self, oids: Sequence[str]) -> list[Coroutine[Any, Any, dict[str, Var | None]]]:
+        """GETs of `oids`, GET_CHUNK to a request."""
+        return [self.engine.get(self.target, oids[i : i + GET_CHUNK]) for i in range(0, len(oids), GET_CHUNK)]
+
+    async def _get_and_walk(self, oids: Sequence[str], groups: Sequence[tuple[str, ...]]
+                            ) -> tuple[dict[str, Var | None], dict[str, dict[str, Var]]]:
+        # The GETs first: the gufo engine starts building its typing engine at a first GET.
+        gets = self._gets(oids)
+        replies = await asyncio.gather(*gets, *(self.engine.walk(self.target, group) for group in groups))
+        return _merged(replies[: len(gets)]), _merged(replies[len(gets) :])
+
+    async def _read(self, profile: Profile) -> tuple[dict[str, Var | None], dict[str, dict[str, Var]]]:
+        """The profile's scalars and table columns: scalars and known rows by GET, the
+        other tables walked (all of them when the rewalk is due)."""
+        known = self.known
+        if known is None or time.monotonic() - known.walked_at >= self.rewalk_s:
+            known = self.known = KnownRows(time.monotonic())
+        walk = [group for group in profile.tables if group not in known.groups]
+        values, columns = await self._get_and_walk([*profile.scalar_oids, *known.oids()], walk)
+        rows = known.columns(values)
+        if rows is None:  # a row is gone from the agent: walk its tables now
+            _, rows = await self._get_and_walk([], known.groups)
+            walk, known = profile.tables, KnownRows(time.monotonic())
+            self.known = known
+        columns.update(rows)
+        if self.rewalk_s > self.interval_s:
+            for group in walk:
+                known.add(group, columns)
+        return values, columns
+
     async def poll(self) -> PollResult:
         try:
             if self.reader is None:
@@ -90,18 +180,7 @@ class SnmpSource:
             assert self.reader is not None
             profile = self.reader.profile
             time_ns = time.time_ns()
-            oids = list(profile.scalar_oids)
-            chunks = [oids[i : i + GET_CHUNK] for i in range(0, len(oids), GET_CHUNK)]
-            replies = await asyncio.gather(
-                *(self.engine.get(self.target, chunk) for chunk in chunks),
-                *(self.engine.walk(self.target, group) for group in profile.tables),
-            )
-            scalars: dict = {}
-            columns: dict = {}
-            for reply in replies[: len(chunks)]:
-                scalars.update(reply)
-            for reply in replies[len(chunks) :]:
-                columns.update(reply)
+            scalars, columns = await self._read(profile)
             samples, problems = self.reader.read(scalars, columns, time_ns)
         except SnmpError as exc:
             return PollResult(error=str(exc))
@@ -110,3 +189,10 @@ class SnmpSource:
 
     async def close(self) -> None:
         """Nothing of its own to close: the engine is shared and closed by its owner."""
+
+
+def _merged(replies: Sequence[dict[str, T]]) -> dict[str, T]:
+    out: dict[str, T] = {}
+    for reply in replies:
+        out.update(reply)
+    return out
