@@ -210,10 +210,7 @@ class Sink:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return False
-            try:
-                await asyncio.wait_for(self._progress.wait(), remaining)
-            except TimeoutError:
-                return self._is_empty()
+            await _wait(self._progress, remaining)
 
     async def close(self, timeout_s: float = 10.0) -> bool:
         """Flush for up to `timeout_s`, then stop the drain task. Returns whether
