@@ -76,13 +76,23 @@ async def test_scalars_and_known_rows_share_the_get(snmpd):
     assert {s.measurement for s in by_get.samples} >= {"host", "port"}  # uptime (scalar) and ports (rows)
 
 
-def test_a_table_with_an_empty_column_is_not_remembered():
-    # A host's CPU table is empty in its agent's first minute: walked every poll until it fills.
+def test_only_tables_cheaper_to_get_than_to_walk_are_remembered():
+    def rows(n: int) -> dict[str, object]:
+        return {str(i): object() for i in range(1, n + 1)}
+
     known = KnownRows(time.monotonic())
-    known.add(("1.2.3.1", "1.2.3.2"), {"1.2.3.1": {"1": object()}, "1.2.3.2": {}})  # type: ignore[dict-item]
-    known.add(("1.2.4.1",), {"1.2.4.1": {"7": object(), "8": object()}})  # type: ignore[dict-item]
-    assert known.groups == [("1.2.4.1",)]
-    assert known.oids() == ["1.2.4.1.7", "1.2.4.1.8"]
+    # A host's CPU table is empty in its agent's first minute: walked until it fills.
+    known.add(("1.2.3.1", "1.2.3.2"), {"1.2.3.1": rows(1), "1.2.3.2": {}})  # type: ignore[dict-item]
+    # Two columns of 40 rows: three GETs against at least two GETBULKs. Walked.
+    known.add(("1.2.5.1", "1.2.5.2"), {"1.2.5.1": rows(40), "1.2.5.2": rows(40)})  # type: ignore[dict-item]
+    # One column: a GET saves nothing on its one GETBULK. Walked.
+    known.add(("1.2.6.1",), {"1.2.6.1": rows(3)})  # type: ignore[dict-item]
+    # Four columns of four rows: one GET against four GETBULKs. Remembered.
+    group = tuple(f"1.2.4.{c}" for c in range(1, 5))
+    known.add(group, {column: rows(4) for column in group})  # type: ignore[misc]
+    assert known.groups == [group]
+    assert known.oids() == [f"1.2.4.{c}.{r}" for c in range(1, 5) for r in range(1, 5)]
+
 
 
 async def test_a_rewalk_at_or_below_the_interval_walks_every_poll(snmpd):

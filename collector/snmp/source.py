@@ -22,9 +22,6 @@ SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"
 T = TypeVar("T")
 # Scalars per GET request: small enough that no agent answers tooBig.
 GET_CHUNK = 32
-# Past this many known rows' OIDs a device's tables are walked every poll: GETs of
-# them would take as many requests as the walks.
-MAX_KNOWN_OIDS = 1024
 # The rows of every device, shared: most devices of one model have the same indexes.
 _SHARED_ROWS: dict[tuple[str, ...], tuple[str, ...]] = {}
 
@@ -36,29 +33,31 @@ class KnownRows:
     Until the next walk is due, the rows are read by GET: one request for a small
     device's scalars and tables instead of a GETBULK or more per column, as Zabbix and
     LibreNMS poll known indexes between discoveries. A row gone from the agent sends
-    the poll back to a walk at once; a new row is found at the next walk. A table
-    group is only remembered when each of its columns had rows: an empty one (a host's
-    CPUs in the agent's first minute, say) is walked every poll until it fills."""
+    the poll back to a walk at once; a new row is found at the next walk.
 
-    __slots__ = ("walked_at", "groups", "rows", "size")
+    A table group is remembered only when its GETs take fewer requests than the group
+    has columns (a walk takes at least one request per column): a few interfaces, a
+    host's CPUs, not a process table of hundreds of rows, which a walk reads more
+    cheaply and whose rows come and go. Nor when a column had no rows: an empty table
+    (a host's CPUs in its agent's first minute) is walked every poll until it fills."""
+
+    __slots__ = ("walked_at", "groups", "rows")
 
     def __init__(self, walked_at: float) -> None:
         self.walked_at = walked_at
         self.groups: list[tuple[str, ...]] = []
         self.rows: dict[str, tuple[str, ...]] = {}
-        self.size = 0
 
     def add(self, group: tuple[str, ...], columns: dict[str, dict[str, Var]]) -> None:
-        """Remember a walked group's rows."""
+        """Remember a walked group's rows, if reading them by GET is worth it."""
         if group in self.groups or not all(columns.get(column) for column in group):
             return
-        size = sum(len(columns[column]) for column in group)
-        if self.size + size > MAX_KNOWN_OIDS:
+        requests = -(-sum(len(columns[column]) for column in group) // GET_CHUNK)
+        if requests >= len(group):
             return
         if len(_SHARED_ROWS) > 100_000:
             _SHARED_ROWS.clear()
         self.groups.append(group)
-        self.size += size
         for column in group:
             suffixes = tuple(sys.intern(suffix) for suffix in columns[column])
             self.rows[column] = _SHARED_ROWS.setdefault(suffixes, suffixes)
