@@ -79,6 +79,7 @@ def write_inventory(path: Path, devices: int, address: str, influx_url: str, int
 
 
 async def run(loaded: service.Loaded, seconds: float) -> dict:
+    service.tune_gc()  # as `greenwatch run` does
     svc = service.Service(loaded)
     await svc.__aenter__()
     cpu0 = resource.getrusage(resource.RUSAGE_SELF)

@@ -643,10 +643,13 @@ async def _worker_e2e(spec: dict[str, Any], name: str) -> dict[str, Any]:
     from collector.snmp.source import SnmpSource
     from collector.config import Defaults, Device
     from greenwatch.config import Site
+    from greenwatch.core.config import InfluxConfig
     from greenwatch.core.influx import InfluxClient
     from greenwatch.core.sink import Sink
     from greenwatch.core.spool import Spool
+    from greenwatch.service import tune_gc
 
+    tune_gc()  # as `greenwatch run` does
     profiles = load_profiles([Path(spec["profile_dir"])])
     profile = profiles.get(PROFILE_NAME)
     devices = [
@@ -655,11 +658,14 @@ async def _worker_e2e(spec: dict[str, Any], name: str) -> dict[str, Any]:
         for i, p in enumerate(spec["ports"])
     ]
     site = Site(name="bench", devices=devices)
-    defaults = Defaults(timeout=5.0, retries=1, max_repetitions=spec["max_repetitions"])
+    defaults = Defaults(timeout=5.0, retries=1, max_repetitions=spec["max_repetitions"],
+                        **({"rewalk": spec["rewalk"]} if spec.get("rewalk") else {}))
     engine = _CountingEngine(make_engine(name))
     spool = Spool(Path(spec["spool_dir"]) / f"spool-{name}.db")
     writer = InfluxClient(spec["influx_url"], spec["influx_db"])
-    sink = Sink(spool, writer, batch_size=5000)
+    # As `greenwatch run` drains: the configured batch size and flush interval's defaults.
+    influx = InfluxConfig(url=spec["influx_url"])
+    sink = Sink(spool, writer, batch_size=influx.batch_size, flush_interval_s=influx.flush_interval)
     sink.start()
     entries = [Entry(site, d, SnmpSource(site, d, defaults, engine, profiles, profile), interval=3600.0)
                for d in devices]
@@ -766,6 +772,8 @@ def main() -> None:
     parser.add_argument("--engine", default="all",
                         help="greenwatch engine(s) for the engine and e2e rows: all (installed ones), pysnmp, gufo")
     parser.add_argument("--max-repetitions", type=int, default=25, help="GETBULK max-repetitions for every tool")
+    parser.add_argument("--rewalk", type=float, metavar="SECONDS",
+                        help="defaults.rewalk for the e2e rows (default: greenwatch's); 1: every poll walks")
     parser.add_argument("--skip", default="", help="comma list of rows to skip: walk,bare,engine,e2e,exporter")
     parser.add_argument("--cprofile", metavar="WORKER",
                         help="also run these workers (comma list) under cProfile and print their hotspots: "
@@ -812,7 +820,7 @@ def main() -> None:
         profile_dir = tmp / "profiles"
         write_profile(workload, profile_dir)
         exporter_conf = write_exporter_config(workload, tmp / "snmp.yml", args.max_repetitions)
-        spec = {"ports": ports, "rounds": rounds, "max_repetitions": args.max_repetitions,
+        spec = {"ports": ports, "rounds": rounds, "max_repetitions": args.max_repetitions, "rewalk": args.rewalk,
                 "entries": entries, "column_groups": groups, "snmpd_pid": snmpd.pid,
                 "profile_dir": str(profile_dir), "spool_dir": str(tmp)}
 

@@ -277,13 +277,14 @@ def _dashboards(url: str | None, config_path: Path, folder: Path) -> Path:
 
 async def _live(loaded: Loaded, config_path: Path, report: Path, dashboards: Path) -> int:
     """The service, polling live until Ctrl-C (or SIGTERM); then it drains and stops."""
-    from greenwatch.service import Service
+    from greenwatch.service import Service, tune_gc
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     config = loaded.config
+    tune_gc()
     async with Service(loaded) as service:
         running = asyncio.create_task(service.run(stop))
         while service.api is None or service.api.url is None:
