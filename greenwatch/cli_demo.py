@@ -115,6 +115,15 @@ class DemoError(Exception):
     """A part of the demo did not start."""
 
 
+class PortTaken(DemoError):
+    """A port chosen free for the live devices was taken before they could bind it."""
+
+
+# Free ports are chosen before the live devices bind them; another program can take one
+# in between. The demo then chooses again, this many times in all.
+LIVE_ATTEMPTS = 3
+
+
 def dispatch(args: argparse.Namespace) -> int:
     _check(args)
     # SIGTERM before the service runs (it has its own handler) stops the demo as Ctrl-C
@@ -127,8 +136,15 @@ def dispatch(args: argparse.Namespace) -> int:
     try:
         influxd = _start_influxd(data / "influxdb", args.influx_port)
         out.print(f"InfluxDB {influxd.url} (pid {influxd.pid}, data in {data / 'influxdb'})")
-        config_path = write_live_estate(data, influxd.url, scale=args.scale, extra=_settings(args, data))
-        live = _start_live(data)
+        for attempt in range(1, LIVE_ATTEMPTS + 1):
+            config_path = write_live_estate(data, influxd.url, scale=args.scale, extra=_settings(args, data))
+            try:
+                live = _start_live(data)
+                break
+            except PortTaken:
+                if attempt == LIVE_ATTEMPTS:
+                    raise
+                out.print("a port chosen for the live devices was taken meanwhile: choosing others")
         return asyncio.run(_demo(args, config_path))
     except (InfluxdError, DemoError) as exc:
         err.print(f"greenwatch demo: {exc}")
@@ -190,7 +206,8 @@ def _start_live(data: Path) -> subprocess.Popen[bytes]:
     while waiting:
         if proc.poll() is not None:
             tail = (data / "live.log").read_text(errors="replace")[-2000:]
-            raise DemoError(f"the live devices exited with code {proc.returncode}:\n{tail}")
+            taken = "address already in use" in tail.rpartition("Traceback")[2]
+            raise (PortTaken if taken else DemoError)(f"the live devices exited with code {proc.returncode}:\n{tail}")
         if time.monotonic() > deadline:
             _stop(proc)
             raise DemoError(f"the live devices did not listen on {waiting} within {READY_TIMEOUT_S:g} s "

@@ -79,3 +79,20 @@ def test_run_sh_stops_before_starting_anything_when_its_influxdb_port_is_taken(h
     assert result.returncode == 2
     assert f"port {held_tcp} on 127.0.0.1 (INFLUX_PORT) is in use by another program" in result.stderr
     assert result.stdout == ""  # nothing installed, started or polled
+
+
+def test_a_live_device_port_taken_meanwhile_is_named_so_the_demo_chooses_again(tmp_path):
+    # The demo chooses free ports for the live devices, then starts them; here another
+    # program takes the HTTP devices' port in between. The live devices must fail on it
+    # and the demo must see that it was a taken port (it then lays the estate out again).
+    from greenwatch.cli_demo import PortTaken, _start_live
+    from simulate.live.layout import LAYOUT, Layout, write_live_estate
+
+    write_live_estate(tmp_path, "http://127.0.0.1:1")
+    layout = Layout.load(tmp_path / LAYOUT)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", layout.http_port))
+        sock.listen()
+        with pytest.raises(PortTaken, match="address already in use"):
+            live = _start_live(tmp_path)
+            live.kill()  # not reached unless the port was not taken after all
