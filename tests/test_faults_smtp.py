@@ -83,14 +83,19 @@ def kept(tmp_path: Path) -> None:
     assert (out / f"greenwatch-{WEEK}.eml").stat().st_size > 0
 
 
-def test_a_busy_server_is_retried_until_it_takes_the_report_once(influxdb, estate_db, tmp_path, tls_files, capsys):  # noqa: F811
-    handler = Refusing(busy=2)
-    controller = serve(handler, tls_files)
+def send_report(handler: Refusing, influxdb, estate_db: str, tmp_path: Path, tls: tuple[Path, Path]) -> int:
+    """`greenwatch report --send` of the test week to a real SMTP server with `handler`."""
+    controller = serve(handler, tls)
     try:
-        config = write_config(tmp_path, influxdb, estate_db, controller.port, tls_files[0])
-        assert main(["report", "--config", str(config), "--week", WEEK, "--send"]) == 0
+        config = write_config(tmp_path, influxdb, estate_db, controller.port, tls[0])
+        return main(["report", "--config", str(config), "--week", WEEK, "--send"])
     finally:
         controller.stop()
+
+
+def test_a_busy_server_is_retried_until_it_takes_the_report_once(influxdb, estate_db, tmp_path, tls_files, capsys):  # noqa: F811
+    handler = Refusing(busy=2)
+    assert send_report(handler, influxdb, estate_db, tmp_path, tls_files) == 0
     err = capsys.readouterr().err
     # Two refusals, each logged with the server's reply; the third attempt went through,
     # and each recipient has the report once.
@@ -105,12 +110,7 @@ def test_a_busy_server_is_retried_until_it_takes_the_report_once(influxdb, estat
 def test_a_refused_recipient_is_named_and_the_exit_says_not_everyone_got_it(influxdb, estate_db, tmp_path, tls_files,  # noqa: F811
                                                                           capsys):
     handler = Refusing(unknown=("cfo@example.org",))
-    controller = serve(handler, tls_files)
-    try:
-        config = write_config(tmp_path, influxdb, estate_db, controller.port, tls_files[0])
-        code = main(["report", "--config", str(config), "--week", WEEK, "--send"])
-    finally:
-        controller.stop()
+    code = send_report(handler, influxdb, estate_db, tmp_path, tls_files)
     err = capsys.readouterr().err
     # The recipient the server knows got it, once; the refused one is named with the
     # server's reply (a permanent refusal: not retried), and the exit is 4.
@@ -124,12 +124,7 @@ def test_a_refused_recipient_is_named_and_the_exit_says_not_everyone_got_it(infl
 
 def test_a_recipient_put_off_is_tried_again_alone(influxdb, estate_db, tmp_path, tls_files, capsys):  # noqa: F811
     handler = Refusing(full="cfo@example.org")
-    controller = serve(handler, tls_files)
-    try:
-        config = write_config(tmp_path, influxdb, estate_db, controller.port, tls_files[0])
-        assert main(["report", "--config", str(config), "--week", WEEK, "--send"]) == 0
-    finally:
-        controller.stop()
+    assert send_report(handler, influxdb, estate_db, tmp_path, tls_files) == 0
     err = capsys.readouterr().err
     # The second attempt went to the recipient put off only: nobody has it twice.
     assert handler.messages == [["officer@example.org"], ["cfo@example.org"]]
